@@ -1,0 +1,33 @@
+# The two commands of the README: `make reproduce` (run every notebook, write figures/) and `make test`.
+# Both create .venv on first use and install the project into it; nothing else is needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The CPU build of PyTorch (on this workplace's disk; elsewhere pip downloads it). GPU users:
+# install the CUDA build of torch into .venv first, `make` keeps it.
+TORCH  ?= torch==2.13.0
+
+.PHONY: install reproduce test lab clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+reproduce: install
+	$(BIN)/python tools/run_notebooks.py notebooks/[0-9]*.ipynb
+
+test: install
+	$(BIN)/python -m pytest tests --nbval-lax --nbval-current-env notebooks
+
+lab: install
+	$(BIN)/jupyter lab notebooks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
