@@ -1,6 +1,7 @@
 """PIE-Bench: read, validate and write the benchmark's on-disk format (no torch needed).
 
-``load(root)`` gives :class:`BenchItem` s; ``format`` holds the mask RLE, ids, paths and the mapping file.
+``load(root)`` gives :class:`BenchItem` s; ``export(out)`` writes the world's edits in the same format;
+``format`` holds the mask RLE, ids, paths and the mapping file.
 """
 
 from .format import (
@@ -18,6 +19,7 @@ from .format import (
     type_folder,
     write_mapping,
 )
+from .export import export
 from .load import BenchItem, load
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "BenchItem",
     "decode_mask",
     "encode_mask",
+    "export",
     "image_id",
     "image_relpath",
     "load",

@@ -30,20 +30,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-EDIT_TYPES: dict[int, str] = {
-    0: "random",
-    1: "change_object",
-    2: "add_object",
-    3: "delete_object",
-    4: "change_attribute_content",
-    5: "change_attribute_pose",
-    6: "change_attribute_color",
-    7: "change_attribute_material",
-    8: "change_background",
-    9: "change_style",
-}
+from ..world.vocab import CATEGORIES, EDIT_TYPES
+
 PIE_BENCH_COUNTS: dict[int, int] = {0: 140, 1: 80, 2: 80, 3: 80, 4: 40, 5: 40, 6: 40, 7: 40, 8: 80, 9: 80}
-CATEGORIES = ("animal", "human", "indoor", "outdoor")
 MAPPING_FILE = "mapping_file.json"
 IMAGES_DIR = "annotation_images"
 

@@ -20,14 +20,8 @@ from . import styles
 from .captions import Wording, caption
 from .render import check_size, render
 from .scene import GROUND_BAND, MAX_OBJECTS, SKY_BAND, Scene, Thing, place, sample_scene, sample_thing
-from .vocab import BACKGROUND_NOUNS, BACKGROUNDS, KINDS, STYLE_NOUNS, STYLES
+from .vocab import BACKGROUND_NOUNS, BACKGROUNDS, EDIT_TYPES, KINDS, STYLE_NOUNS, STYLES
 
-# PIE-Bench's edit types, by id (its folder names are "<id>_<name>_<count>").
-EDIT_TYPES: dict[int, str] = {
-    0: "random", 1: "change_object", 2: "add_object", 3: "delete_object", 4: "change_attribute_content",
-    5: "change_attribute_pose", 6: "change_attribute_color", 7: "change_attribute_material",
-    8: "change_background", 9: "change_style",
-}
 RANDOM_PARTS = (1, 4, 5, 6, 7, 8, 9)  # what a random edit combines (2 or 3 of these, all different)
 POSE_VERBS = {"standing": "stand", "sitting": "sit", "running": "run", "jumping": "jump", "flying": "fly"}
 

@@ -26,6 +26,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (45, 45, 50),
 }
 
+# PIE-Bench's edit types, by id (its folders are named "<id>_<name>_<count>").
+EDIT_TYPES: dict[int, str] = {
+    0: "random", 1: "change_object", 2: "add_object", 3: "delete_object", 4: "change_attribute_content",
+    5: "change_attribute_pose", 6: "change_attribute_color", 7: "change_attribute_material",
+    8: "change_background", 9: "change_style",
+}
+
 MATERIALS = ("plain", "striped", "spotted", "wooden", "metal")
 POSES = ("standing", "sitting", "running", "jumping", "flying")
 EXTRAS = ("none", "glasses", "hat", "scarf", "candles", "strawberries", "flowers", "apples")

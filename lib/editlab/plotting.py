@@ -1,0 +1,61 @@
+"""Picture grids, mask overlays and saving figures: the few plotting helpers the notebooks share."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def figures_dir() -> Path:
+    """The repository's ``figures/`` folder, found from the working directory (a notebook runs in
+    ``notebooks/``); ``./figures`` when there is no repository around."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "figures").is_dir() and (folder / "notebooks").is_dir():
+            return folder / "figures"
+    out = here / "figures"
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def save(fig: plt.Figure, name: str, dpi: int = 110) -> Path:
+    """Save ``fig`` as ``figures/<name>.png`` (no timestamps in the file, so reruns give the same bytes)."""
+    path = figures_dir() / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: float = 0.45) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 with ``mask`` (H, W) bool tinted in ``colour``; returns uint8 (H, W, 3)."""
+    out = image.astype(np.float32)
+    m = mask.astype(bool)
+    out[m] = (1 - alpha) * out[m] + alpha * np.asarray(colour, dtype=np.float32)
+    return out.astype(np.uint8)
+
+
+def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int | None = None,
+         cell: float = 1.9, wrap: int = 28, fontsize: float = 7, row_labels: Sequence[str] | None = None) -> plt.Figure:
+    """A figure of pictures in a grid, each (H, W, 3) uint8 or (H, W) float, with optional titles
+    (wrapped at ``wrap`` characters) and labels on the left of each row."""
+    n = len(images)
+    ncols = ncols or min(n, 6)
+    nrows = -(-n // ncols)
+    title_lines = max((len(textwrap.wrap(t, wrap)) for t in titles), default=0) if titles else 0
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, (cell + 0.13 * title_lines) * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None)
+        if titles:
+            ax.set_title("\n".join(textwrap.wrap(titles[i], wrap)), fontsize=fontsize)
+        if row_labels and i % ncols == 0:
+            ax.set_ylabel(row_labels[i // ncols], fontsize=fontsize + 1)
+    fig.tight_layout()
+    return fig
