@@ -31,6 +31,7 @@ def run(path: Path, parameters: dict) -> float:
         nb.metadata.pop("widgets", None)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -22,7 +22,7 @@ def figures_dir() -> Path:
     return out
 
 
-def save(fig: plt.Figure, name: str, dpi: int = 110) -> Path:
+def save(fig: plt.Figure, name: str, dpi: float | str = "figure") -> Path:
     """Save ``fig`` as ``figures/<name>.png`` (no timestamps in the file, so reruns give the same bytes)."""
     path = figures_dir() / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
@@ -38,21 +38,23 @@ def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: fl
 
 
 def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int | None = None,
-         cell: float = 1.9, wrap: int = 28, fontsize: float = 7, row_labels: Sequence[str] | None = None) -> plt.Figure:
+         cell: float = 1.9, wrap: int = 28, fontsize: float = 7, row_labels: Sequence[str] | None = None,
+         dpi: float = 80) -> plt.Figure:
     """A figure of pictures in a grid, each (H, W, 3) uint8 or (H, W) float, with optional titles
-    (wrapped at ``wrap`` characters) and labels on the left of each row."""
+    (wrapped at ``wrap`` characters) and labels on the left of each row. ``cell`` inches at ``dpi``
+    per picture: the default shows a 128-px picture at about its own size."""
     n = len(images)
     ncols = ncols or min(n, 6)
     nrows = -(-n // ncols)
     title_lines = max((len(textwrap.wrap(t, wrap)) for t in titles), default=0) if titles else 0
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, (cell + 0.13 * title_lines) * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, (cell + 0.13 * title_lines) * nrows), squeeze=False, dpi=dpi)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
         if i >= n:
             ax.axis("off")
             continue
-        ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None)
+        ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None, interpolation="nearest")
         if titles:
             ax.set_title("\n".join(textwrap.wrap(titles[i], wrap)), fontsize=fontsize)
         if row_labels and i % ncols == 0:

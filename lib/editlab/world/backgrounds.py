@@ -134,16 +134,17 @@ assert set(_DRAW) == set(BACKGROUNDS)
 
 
 @lru_cache(maxsize=64)
-def _background(name: str, size: int) -> np.ndarray:
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+def _background(name: str, size: int, pad: int) -> np.ndarray:
+    ys, xs = np.mgrid[-pad:size + pad, -pad:size + pad].astype(np.float32)
     cv = Canvas((xs + 0.5) / size, (ys + 0.5) / size)
     img = _DRAW[name](cv, size)
     img.setflags(write=False)
     return img
 
 
-def background(name: str, size: int) -> np.ndarray:
-    """The background ``name`` as float32 (size, size, 3) in [0, 1] (a fresh, writable copy)."""
+def background(name: str, size: int, pad: int = 0) -> np.ndarray:
+    """The background ``name`` for a ``size`` picture, extended by ``pad`` pixels on every side:
+    float32 (size + 2 pad, size + 2 pad, 3) in [0, 1] (a fresh, writable copy)."""
     if name not in _DRAW:
         raise ValueError(f"unknown background {name!r}; choose one of {sorted(_DRAW)}")
-    return _background(name, size).copy()
+    return _background(name, size, pad).copy()

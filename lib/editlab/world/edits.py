@@ -82,24 +82,28 @@ class Edit:
         """Draw the source picture, the ground-truth target picture and the edit mask at ``size``."""
         size = check_size(size)
         src, tgt = render(self.source, size), render(self.target, size)
-        reach = styles.spread_px(size) + 1
+        # one pixel more than the filters reach, so that the mask is "slightly dilated" everywhere
+        reach = 1 + max(styles.filter_reach(size, self.source.style), styles.filter_reach(size, self.target.style))
         disk = _disk(reach)
-        mask = np.zeros((size, size), dtype=bool)
+        # work on the padded canvas: an object just outside the picture still reaches into it
+        src_cov, tgt_cov, pad = src.padded_coverage, tgt.padded_coverage, src.pad
+        mask = np.zeros(src_cov.shape[1:], dtype=bool)
         for r in self.regions:
             if r.what == "all":
                 mask[:] = True
             elif r.what == "background":
                 # everything but the objects' inner parts: their anti-aliased edges and the
                 # reach of the style's filters around them change with the background too
-                solid = (src.coverage >= 1.0).any(axis=0) & (tgt.coverage >= 1.0).any(axis=0)
+                solid = (src_cov >= 1.0).any(axis=0) & (tgt_cov >= 1.0).any(axis=0)
                 mask |= ~binary_erosion(solid, disk, border_value=1)
             else:
-                touched = np.zeros((size, size), dtype=bool)
+                touched = np.zeros_like(mask)  # every pixel either object painted, outlines included
                 if r.source is not None:
-                    touched |= src.coverage[r.source] > 0
+                    touched |= src.padded_footprint[r.source]
                 if r.target is not None:
-                    touched |= tgt.coverage[r.target] > 0
+                    touched |= tgt.padded_footprint[r.target]
                 mask |= binary_dilation(touched, disk)
+        mask = mask[pad:pad + size, pad:pad + size]
         return EditRendering(source=src.image, target=tgt.image, mask=mask)
 
     # -- serialisation ------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from .vocab import BACKGROUNDS, KINDS, STYLES
 MAX_OBJECTS = 3
 GROUND_BAND = (0.8, 0.93)  # where feet land, as a fraction of the picture height
 SKY_BAND = (0.3, 0.5)  # where a flying bird's lowest point is
+# Half the pictures are photos ("natural"), half in one of the other styles ("artificial"), as in PIE-Bench.
+STYLE_WEIGHTS = {s: (0.5 if s == "photo" else 0.5 / (len(STYLES) - 1)) for s in STYLES}
 
 
 @dataclass(frozen=True)
@@ -132,4 +134,5 @@ def sample_scene(seed: int, n_objects: int | None = None) -> Scene:
     if not 1 <= n <= MAX_OBJECTS:
         raise ValueError(f"n_objects must be 1 to {MAX_OBJECTS}, got {n}")
     things = [sample_thing(rng, n_objects=n) for _ in range(n)]
-    return Scene(background=rng.choice(BACKGROUNDS), style=rng.choice(STYLES), things=place(things, rng)).validate()
+    style = rng.choices(list(STYLE_WEIGHTS), weights=list(STYLE_WEIGHTS.values()))[0]
+    return Scene(background=rng.choice(BACKGROUNDS), style=style, things=place(things, rng)).validate()

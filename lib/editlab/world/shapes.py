@@ -42,7 +42,7 @@ class Canvas:
 
     # -- primitives -------------------------------------------------------------------------
     def circle(self, cx: float, cy: float, r: float) -> np.ndarray:
-        return np.hypot(self.U - cx, self.V - cy) - r
+        return np.sqrt((self.U - cx) ** 2 + (self.V - cy) ** 2) - r
 
     def ellipse(self, cx: float, cy: float, rx: float, ry: float, angle: float = 0.0) -> np.ndarray:
         """Ellipse with radii ``rx, ry``, rotated by ``angle`` degrees (clockwise on screen).
@@ -51,7 +51,7 @@ class Canvas:
         enough for anti-aliasing a one-pixel edge.
         """
         x, y = self._local(cx, cy, angle)
-        k = np.hypot(x / rx, y / ry)
+        k = np.sqrt((x / rx) ** 2 + (y / ry) ** 2)
         return (k - 1.0) * min(rx, ry)
 
     def capsule(self, x0: float, y0: float, x1: float, y1: float, r0: float, r1: float | None = None) -> np.ndarray:
@@ -60,14 +60,16 @@ class Canvas:
         px, py = self.U - x0, self.V - y0
         bx, by = x1 - x0, y1 - y0
         t = np.clip((px * bx + py * by) / max(bx * bx + by * by, 1e-12), 0.0, 1.0)
-        return np.hypot(px - bx * t, py - by * t) - (r0 + (r1 - r0) * t)
+        dx, dy = px - bx * t, py - by * t
+        return np.sqrt(dx * dx + dy * dy) - (r0 + (r1 - r0) * t)
 
     def box(self, cx: float, cy: float, hw: float, hh: float, radius: float = 0.0, angle: float = 0.0) -> np.ndarray:
         """A rectangle of half-width ``hw`` and half-height ``hh``, corners rounded by ``radius``."""
         x, y = self._local(cx, cy, angle)
         qx = np.abs(x) - (hw - radius)
         qy = np.abs(y) - (hh - radius)
-        outside = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0))
+        mx, my = np.maximum(qx, 0), np.maximum(qy, 0)
+        outside = np.sqrt(mx * mx + my * my)
         inside = np.minimum(np.maximum(qx, qy), 0)
         return outside + inside - radius
 
@@ -127,6 +129,6 @@ class Canvas:
         x, y = self.U - cx, self.V - cy
         if angle:
             a = np.deg2rad(angle)
-            c, s = np.cos(a), np.sin(a)
+            c, s = float(np.cos(a)), float(np.sin(a))
             x, y = c * x + s * y, -s * x + c * y
         return x, y

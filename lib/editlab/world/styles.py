@@ -2,7 +2,7 @@
 
 A style acts in two places: while objects are painted (how much round shading, whether parts
 get an ink outline) and on the finished picture (:func:`finish`). Every filter in ``finish`` is
-local, reaching at most :func:`spread_px` pixels, so that an edit of one object changes pixels
+local, reaching at most :func:`filter_reach` pixels, so that an edit of one object changes pixels
 only near that object: the edit masks rely on it.
 """
 
@@ -54,10 +54,14 @@ def blur_radius(size: int) -> int:
     return max(1, round(size / 128))
 
 
-def spread_px(size: int) -> int:
-    """How far (pixels) a change to an object can reach beyond its silhouette in any style:
-    half an outline, two box blurs and the one-pixel gradient of watercolour's edge darkening."""
-    return int(np.ceil(ink_width(size) / 2)) + 2 * blur_radius(size) + 2
+def filter_reach(size: int, style: str) -> int:
+    """How far (pixels) the finishing filters of ``style`` carry a change: a box blur its radius,
+    watercolour's edge darkening (the gradient of the blurred picture) one more."""
+    reach = {"photo": 0, "pencil": 0, "cartoon": 0, "oil": blur_radius(size), "watercolour": blur_radius(size) + 1}
+    try:
+        return reach[style]
+    except KeyError:
+        raise ValueError(f"unknown style {style!r}; choose one of {STYLES}") from None
 
 
 # -- local filters (edge-replicating, never wrapping around the picture) -------------------------
@@ -90,17 +94,18 @@ def _grain(size: int, seed: int, stretch: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _hatching(size: int) -> tuple[np.ndarray, np.ndarray]:
+def _hatching(size: int, canvas: int) -> tuple[np.ndarray, np.ndarray]:
     """Two families of diagonal pencil strokes, each 2 px wide (at 128 px) every 4 px."""
     w = max(2, round(2 * size / 128))
-    ys, xs = np.mgrid[0:size, 0:size]
+    ys, xs = np.mgrid[0:canvas, 0:canvas]
     return ((xs + ys) // w) % 2 == 0, ((xs - ys) // w) % 2 == 0
 
 
 @lru_cache(maxsize=64)
-def background_ink(name: str, size: int) -> np.ndarray:
-    """Outlines of a background's own shapes (horizon, clouds, windows) as alpha (size, size)."""
-    edges = _gradient(_luminance(background(name, size))) > 0.08
+def background_ink(name: str, size: int, pad: int = 0) -> np.ndarray:
+    """Outlines of a background's own shapes (horizon, clouds, windows) as alpha, on the same
+    canvas as ``background(name, size, pad)``."""
+    edges = _gradient(_luminance(background(name, size, pad))) > 0.08
     p = np.pad(edges, 1)
     thick = edges | p[1:-1, 2:] | p[2:, 1:-1]  # two pixels wide, like the objects' outlines
     alpha = thick.astype(np.float32) * 0.8
@@ -110,12 +115,13 @@ def background_ink(name: str, size: int) -> np.ndarray:
 
 # -- the finish --------------------------------------------------------------------------------
 def finish(img: np.ndarray, ink_alpha: np.ndarray, style: str, size: int) -> np.ndarray:
-    """Apply ``style`` to a painted picture.
+    """Apply ``style`` to a painted picture of nominal ``size`` (which sets stroke widths).
 
-    ``img``: float32 (H, W, 3) in [0, 1]; ``ink_alpha``: float32 (H, W), the outlines' coverage
-    (zero for styles without ink). Returns float32 (H, W, 3) in [0, 1].
+    ``img``: float32 (H, W, 3) in [0, 1], possibly a canvas larger than ``size``; ``ink_alpha``:
+    float32 (H, W), the outlines' coverage (zero for styles without ink). Returns float32 (H, W, 3).
     """
     lk = look(style)
+    canvas = img.shape[0]
     if style == "cartoon":
         grey = img.mean(axis=2, keepdims=True)
         img = grey + (img - grey) * 1.25  # bolder colours
@@ -123,22 +129,22 @@ def finish(img: np.ndarray, ink_alpha: np.ndarray, style: str, size: int) -> np.
         lum = _luminance(img)
         wash = PAPER * 0.6 + img * 0.4  # a light colour wash on paper ...
         strokes = img * 0.9  # ... and strokes of the full colour over it
-        hatch, cross = _hatching(size)
+        hatch, cross = _hatching(size, canvas)
         density = np.where(lum < 0.45, hatch | cross, np.where(lum < 0.85, hatch, False))[..., None]
-        img = np.where(density, strokes, wash) * (1 + 0.04 * _grain(size, 7, 0)[..., None])
+        img = np.where(density, strokes, wash) * (1 + 0.04 * _grain(canvas, 7, 0)[..., None])
     elif style == "oil":
         r = blur_radius(size)
         img = 0.5 * img + 0.5 * _box_blur(img, r)  # soft, blended paint
-        img = img * (1 + 0.12 * _grain(size, 11, 3 * r)[..., None])  # brush strokes
+        img = img * (1 + 0.12 * _grain(canvas, 11, 3 * r)[..., None])  # brush strokes
         grey = img.mean(axis=2, keepdims=True)
         img = grey + (img - grey) * 1.15
     elif style == "watercolour":
         r = blur_radius(size)
-        img = _box_blur(_box_blur(img, r), r)  # bleeding wet edges
+        img = _box_blur(img, r)  # bleeding wet edges
         img = 0.84 * img + 0.16 * PAPER  # transparent pigment over white paper
         edges = np.clip(_gradient(_luminance(img)) * 3.0, 0, 1)[..., None]
         img = img * (1 - 0.3 * edges)  # pigment pools at the edges of a wash
-        img = img * (1 + 0.05 * _grain(size, 13, 0)[..., None] + 0.04 * _grain(size, 17, 4 * r)[..., None])
+        img = img * (1 + 0.05 * _grain(canvas, 13, 0)[..., None] + 0.04 * _grain(canvas, 17, 4 * r)[..., None])
     if lk.ink is not None:
         a = ink_alpha[..., None]
         img = img * (1 - a) + np.asarray(lk.ink, dtype=np.float32) * a
