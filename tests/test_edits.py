@@ -7,7 +7,7 @@ from editlab.bench.format import bracketed_spans, strip_brackets
 from editlab.world import KINDS
 from editlab.world.edits import EDIT_TYPES, Edit, bracket, make_edit
 
-PER_TYPE = 40  # x 10 types x 2 sizes: several hundred edits
+PER_TYPE = 150  # edits of every type, at four sizes
 
 
 def changed_fields(a, b):
@@ -18,7 +18,7 @@ def changed_fields(a, b):
 @pytest.mark.parametrize("edit_type", sorted(EDIT_TYPES))
 def test_source_and_target_differ_only_inside_the_mask(edit_type):
     for seed in range(PER_TYPE):
-        size = 64 if seed % 2 else 128
+        size = (64, 128, 136, 256)[seed % 4]
         e = make_edit(seed, edit_type)
         r = e.render(size)
         differs = np.abs(r.source.astype(int) - r.target.astype(int)).max(axis=2) > 0
