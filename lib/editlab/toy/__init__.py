@@ -1,0 +1,1 @@
+"""The tiny Stable Diffusion trained on the world: components, training stages and evaluation."""

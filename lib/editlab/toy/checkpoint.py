@@ -1,0 +1,48 @@
+"""Resumable training state: one file per stage, written atomically, plus a JSON-lines log."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+
+class Checkpoint:
+    """``<folder>/<stage>.pt`` holds whatever state dict the stage saves; ``<stage>.log.jsonl`` its log.
+
+    Saving writes a temporary file and renames it, so a run stopped at any moment leaves the
+    previous checkpoint intact.
+    """
+
+    def __init__(self, folder: str | Path, stage: str):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"{stage}.pt"
+        self.log_path = self.folder / f"{stage}.log.jsonl"
+        self._last_save = time.monotonic()
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=False)
+
+    def save(self, state: dict) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+        self._last_save = time.monotonic()
+
+    def due(self, minutes: float) -> bool:
+        return time.monotonic() - self._last_save > 60 * minutes
+
+    def log(self, **row) -> None:
+        with self.log_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def read_log(self) -> list[dict]:
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,49 @@
+"""The tiny Stable Diffusion's architecture and training recipe, in one place.
+
+Stable Diffusion v1's design at a small size: the same diffusers classes, 8x-downsampling VAE with
+4 latent channels, a CLIP text encoder, a cross-attention UNet and a DDIM scheduler with SD's
+noise schedule. The recipe (steps, batch sizes, learning rates) is saved with the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+PICTURE_SIZE = 128
+
+VAE_CONFIG = dict(
+    in_channels=3, out_channels=3, latent_channels=4, sample_size=PICTURE_SIZE,
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(16, 32, 64, 128), layers_per_block=1, norm_num_groups=8,
+)
+
+# Stable Diffusion v1's scheduler settings (CompVis/stable-diffusion-v1-4, scheduler/scheduler_config.json).
+SCHEDULER_CONFIG = dict(
+    num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+    clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
+)
+
+
+@dataclass
+class VaeRecipe:
+    pictures: int = 30_000  # training renders (seeds from data.TRAIN_SEED0)
+    steps: int = 6_000
+    batch: int = 16
+    crop: int = 64  # most steps on crops (the VAE is convolutional) ...
+    full_size_steps: int = 500  # ... the last ones on whole pictures
+    full_size_batch: int = 8
+    lr: float = 1e-3
+    lr_min: float = 2e-5
+    warmup: int = 200
+    kl_weight: float = 1e-6
+    edge_weight: float = 0.5  # L1 on image gradients: keeps outlines and stripes sharp
+    seed: int = 0
+    minutes_between_checkpoints: float = 4.0
+
+
+@dataclass
+class Recipe:
+    vae: VaeRecipe = field(default_factory=VaeRecipe)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
