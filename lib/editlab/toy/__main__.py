@@ -18,7 +18,7 @@ import torch
 
 from . import configs
 
-STAGES = ("vae",)
+STAGES = ("vae", "clip")
 
 
 def _override(recipe, assignments: list[str]):
@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
 
             recipe = _override(configs.VaeRecipe(), args.set)
             vae.train(args.workdir, args.out or args.workdir / "vae", recipe)
+        elif args.stage == "clip":
+            from . import clip
+
+            recipe = _override(configs.ClipRecipe(), args.set)
+            clip.train(args.workdir, args.out or args.workdir, recipe)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -41,9 +41,51 @@ class VaeRecipe:
     minutes_between_checkpoints: float = 4.0
 
 
+
+
+def clip_config(vocab_size: int, bos_token_id: int, eos_token_id: int) -> dict:
+    """A small CLIP (text and vision towers); the text tower becomes the pipeline's text encoder."""
+    return dict(
+        text_config=dict(vocab_size=vocab_size, hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
+                         num_attention_heads=4, max_position_embeddings=77, bos_token_id=bos_token_id,
+                         eos_token_id=eos_token_id, pad_token_id=eos_token_id, hidden_act="quick_gelu"),
+        vision_config=dict(image_size=PICTURE_SIZE, patch_size=16, hidden_size=256, intermediate_size=1024,
+                           num_hidden_layers=4, num_attention_heads=4, hidden_act="quick_gelu"),
+        projection_dim=256,
+    )
+
+
+@dataclass
+class ClipRecipe:
+    pictures: int = 30_000  # the same training renders as the VAE's
+    paraphrases: int = 4  # each picture is paired with its caption or one of these, at random
+    steps: int = 2_500
+    batch: int = 128
+    lr: float = 5e-4
+    lr_min: float = 1e-5
+    warmup: int = 100
+    weight_decay: float = 0.1
+    seed: int = 0
+    minutes_between_checkpoints: float = 4.0
+
+
+@dataclass
+class OracleRecipe:
+    pictures: int = 20_000  # single-object renders (seeds from data.TRAIN_SEED0 + 5_000_000)
+    steps: int = 3_000
+    batch: int = 64
+    lr: float = 2e-3
+    lr_min: float = 2e-5
+    warmup: int = 100
+    seed: int = 0
+    minutes_between_checkpoints: float = 4.0
+
+
 @dataclass
 class Recipe:
     vae: VaeRecipe = field(default_factory=VaeRecipe)
+    clip: ClipRecipe = field(default_factory=ClipRecipe)
+    oracle: OracleRecipe = field(default_factory=OracleRecipe)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,7 +9,6 @@ measured latent standard deviation, as Stable Diffusion's 0.18215 was.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -18,17 +17,13 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
-from .checkpoint import Checkpoint
+from .training import Checkpoint, cosine_lr
 from .configs import PICTURE_SIZE, VAE_CONFIG, VaeRecipe
 from .data import EVAL_SEED0, TRAIN_SEED0, cached_pictures, psnr, random_crops, render_pictures, to_tensor
 
 
 def lr_at(step: int, r: VaeRecipe) -> float:
-    """Linear warm-up, then cosine decay from ``r.lr`` to ``r.lr_min``."""
-    if step < r.warmup:
-        return r.lr * (step + 1) / r.warmup
-    t = (step - r.warmup) / max(r.steps - r.warmup, 1)
-    return r.lr_min + 0.5 * (r.lr - r.lr_min) * (1 + math.cos(math.pi * t))
+    return cosine_lr(step, r.steps, r.lr, r.lr_min, r.warmup)
 
 
 def edge_l1(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

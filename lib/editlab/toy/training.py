@@ -1,8 +1,9 @@
-"""Resumable training state: one file per stage, written atomically, plus a JSON-lines log."""
+"""What every training stage shares: a resumable checkpoint with its log, and the learning-rate schedule."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -46,3 +47,11 @@ class Checkpoint:
         if not self.log_path.exists():
             return []
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+
+def cosine_lr(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay from ``lr`` to ``lr_min`` at ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = min((step - warmup) / max(steps - warmup, 1), 1.0)
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * t))

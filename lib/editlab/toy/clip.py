@@ -1,0 +1,110 @@
+"""Stage 2: a small CLIP trained contrastively on the world's pictures and captions.
+
+Its text tower becomes the pipeline's frozen ``text_encoder`` (as OpenAI's CLIP ViT-L/14 text
+tower is Stable Diffusion v1's); its vision tower serves later for CLIP scores and filtering.
+Pictures go in as Stable Diffusion's VAE takes them: (n, 3, 128, 128) in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import CLIPConfig, CLIPModel
+
+from .configs import PICTURE_SIZE, ClipRecipe, clip_config
+from .data import EVAL_SEED0, TRAIN_SEED0, cached_pictures, captions_for, render_pictures, to_tensor
+from .tokenizer import MAX_LENGTH, world_tokenizer
+from .training import Checkpoint, cosine_lr
+
+
+def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
+    """int64 (n, 77) token ids, padded with the end token like Stable Diffusion's pipeline does."""
+    return tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
+
+
+def _features(out) -> torch.Tensor:
+    """transformers 5 returns an output whose ``pooler_output`` holds the projected features."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+def text_features(model: CLIPModel, input_ids: torch.Tensor) -> torch.Tensor:
+    """Unnormalised CLIP text embeddings (n, projection_dim) of token ids (n, 77)."""
+    return _features(model.get_text_features(input_ids=input_ids))
+
+
+def image_features(model: CLIPModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Unnormalised CLIP image embeddings (n, projection_dim) of pictures (n, 3, H, W) in [-1, 1]."""
+    return _features(model.get_image_features(pixel_values=pixel_values))
+
+
+@torch.no_grad()
+def retrieval_accuracy(model: CLIPModel, tokenizer, seeds: range, group: int = 100) -> float:
+    """How often a picture's own caption scores highest among ``group`` captions (held-out seeds)."""
+    pictures = to_tensor(render_pictures(seeds, PICTURE_SIZE, progress=False))
+    ids = tokenize(tokenizer, [c[0] for c in captions_for(seeds)])
+    hits = 0
+    for start in range(0, len(seeds), group):
+        img = torch.cat([image_features(model, pictures[i:i + 50]) for i in range(start, start + group, 50)])
+        txt = text_features(model, ids[start:start + group])
+        sims = torch.nn.functional.normalize(img, dim=-1) @ torch.nn.functional.normalize(txt, dim=-1).T
+        hits += (sims.argmax(dim=1) == torch.arange(len(sims))).sum().item()
+    return hits / len(seeds)
+
+
+def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool = True) -> CLIPModel:
+    """Train (or resume) the CLIP in ``workdir``; save ``clip/``, ``text_encoder/`` and ``tokenizer/`` under ``out``."""
+    ckpt = Checkpoint(workdir, "clip")
+    tokenizer = world_tokenizer()
+    seeds = range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures)
+    pictures = cached_pictures(workdir / f"pictures_{r.pictures}_{PICTURE_SIZE}.npy", seeds, PICTURE_SIZE)
+    captions_file = workdir / f"captions_{r.pictures}_{r.paraphrases}.json"
+    if not captions_file.exists():
+        captions_file.write_text(json.dumps(captions_for(seeds, r.paraphrases)))
+    captions = json.loads(captions_file.read_text())
+
+    config = CLIPConfig(**clip_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
+    torch.manual_seed(r.seed)
+    model = CLIPModel(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    gen = torch.Generator().manual_seed(r.seed)
+    step, seconds = 0, 0.0
+    state = ckpt.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        step, seconds = state["step"], state["seconds"]
+
+    bar = tqdm(total=r.steps, initial=step, desc="clip", unit="step", disable=not progress, mininterval=5)
+    model.train()
+    while step < r.steps:
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, r.steps, r.lr, r.lr_min, r.warmup)
+        idx = torch.randint(len(seeds), (r.batch,), generator=gen).tolist()
+        which = torch.randint(1 + r.paraphrases, (r.batch,), generator=gen).tolist()
+        texts = [captions[i][min(j, len(captions[i]) - 1)] for i, j in zip(idx, which)]
+        loss = model(input_ids=tokenize(tokenizer, texts), pixel_values=to_tensor(pictures[idx]), return_loss=True).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        seconds += time.perf_counter() - t0
+        bar.update(1)
+        if step % 50 == 0:
+            ckpt.log(step=step, seconds=round(seconds, 1), loss=loss.item(), logit_scale=model.logit_scale.exp().item())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if ckpt.due(r.minutes_between_checkpoints) or step == r.steps:
+            ckpt.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                       "step": step, "seconds": seconds})
+    bar.close()
+
+    model.eval()
+    model.save_pretrained(out / "clip")
+    model.text_model.save_pretrained(out / "text_encoder")  # a CLIPTextModel, as SD's text encoder
+    tokenizer.save_pretrained(out / "tokenizer")
+    return model
