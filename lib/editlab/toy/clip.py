@@ -71,13 +71,7 @@ def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool
     model = CLIPModel(config)
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     gen = torch.Generator().manual_seed(r.seed)
-    step, seconds = 0, 0.0
-    state = ckpt.load()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        step, seconds = state["step"], state["seconds"]
+    step, seconds = ckpt.resume(model, opt, gen)
 
     bar = tqdm(total=r.steps, initial=step, desc="clip", unit="step", disable=not progress, mininterval=5)
     model.train()
@@ -99,8 +93,7 @@ def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool
             ckpt.log(step=step, seconds=round(seconds, 1), loss=loss.item(), logit_scale=model.logit_scale.exp().item())
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if ckpt.due(r.minutes_between_checkpoints) or step == r.steps:
-            ckpt.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                       "step": step, "seconds": seconds})
+            ckpt.save_training(model, opt, gen, step, seconds)
     bar.close()
 
     model.eval()

@@ -36,6 +36,20 @@ class Checkpoint:
         os.replace(tmp, self.path)
         self._last_save = time.monotonic()
 
+    def resume(self, model, optimizer, generator: torch.Generator) -> tuple[int, float]:
+        """Load the last state into ``model``, ``optimizer`` and ``generator``; return (step, seconds)."""
+        state = self.load()
+        if state is None:
+            return 0, 0.0
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        return state["step"], state["seconds"]
+
+    def save_training(self, model, optimizer, generator: torch.Generator, step: int, seconds: float) -> None:
+        self.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "generator": generator.get_state(), "step": step, "seconds": seconds})
+
     def due(self, minutes: float) -> bool:
         return time.monotonic() - self._last_save > 60 * minutes
 

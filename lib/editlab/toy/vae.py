@@ -55,17 +55,7 @@ def train(workdir: Path, out: Path, r: VaeRecipe = VaeRecipe(), progress: bool =
     vae = AutoencoderKL(**VAE_CONFIG)
     opt = torch.optim.AdamW(vae.parameters(), lr=r.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(r.seed)
-    step, seconds = 0, 0.0
-    state = ckpt.load()
-    if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        step, seconds = state["step"], state["seconds"]
-
-    def save():
-        ckpt.save({"model": vae.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                   "step": step, "seconds": seconds})
+    step, seconds = ckpt.resume(vae, opt, gen)
 
     bar = tqdm(total=r.steps, initial=step, desc="vae", unit="step", disable=not progress, mininterval=5)
     vae.train()
@@ -96,7 +86,7 @@ def train(workdir: Path, out: Path, r: VaeRecipe = VaeRecipe(), progress: bool =
                 bar.set_postfix(psnr=f"{row['val_psnr']:.2f}")
             ckpt.log(**row)
         if ckpt.due(r.minutes_between_checkpoints) or step == r.steps:
-            save()
+            ckpt.save_training(vae, opt, gen, step, seconds)
     bar.close()
 
     vae.eval()
