@@ -1,24 +1,30 @@
 """Command line of the tiny Stable Diffusion.
 
-    python -m editlab.toy train --stage vae [--workdir data/toy] [--threads 2] [--set steps=300 ...]
+    python -m editlab.toy train --stage {vae,clip,oracle,unet,all} [--workdir data/toy] [--threads 2] [--set steps=300 ...]
+    python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
+    python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
+    python -m editlab.toy benchmark   # sampling throughput and UNet latency on this machine
 
-Training resumes from the stage's last checkpoint in ``--workdir``; run long stages in the
-background (``nohup python -m editlab.toy train --stage vae > vae.out &``).
+Stages run in this order (each needs the ones before it): vae, clip, oracle, unet. Training
+resumes from the stage's last checkpoint in ``--workdir``; run long stages in the background
+(``nohup python -m editlab.toy train --stage all > train.out &``).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import torch
 
+from ..models import TOY_WEIGHTS
 from . import configs
 
-STAGES = ("vae", "clip")
+STAGES = ("vae", "clip", "oracle", "unet")
 
 
 def _override(recipe, assignments: list[str]):
@@ -32,30 +38,93 @@ def _override(recipe, assignments: list[str]):
     return replace(recipe, **changes)
 
 
+RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": configs.OracleRecipe, "unet": configs.UnetRecipe}
+
+
+def train_stage(stage: str, workdir: Path, assignments: list[str]) -> None:
+    """Train one stage; its result goes to ``workdir/<component>`` (diffusers / transformers format)
+    and the recipe it used to ``workdir/<stage>.recipe.json`` (shipped with the weights)."""
+    recipe = _override(RECIPES[stage](), assignments)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe), indent=1))
+    if stage == "vae":
+        from . import vae
+
+        vae.train(workdir, workdir / "vae", recipe)
+    elif stage == "clip":
+        from . import clip
+
+        clip.train(workdir, workdir, recipe)
+    elif stage == "oracle":
+        from diffusers import AutoencoderKL
+
+        from . import oracle
+
+        if not (workdir / "vae").exists():
+            raise ValueError(f"{workdir / 'vae'} is missing: train the vae stage first")
+        vae = AutoencoderKL.from_pretrained(workdir / "vae").eval()
+        oracle.train(workdir, workdir / "oracle", recipe, vae=vae)
+    elif stage == "unet":
+        from . import unet
+
+        unet.train(workdir, workdir / "unet", recipe)
+
+
+def evaluate_command(weights: Path, quick: bool) -> int:
+    from .evaluate import QUICK, Sizes, evaluate, report
+    from .ship import write_card
+
+    m = evaluate(weights, QUICK if quick else Sizes())
+    print(report(m))
+    if quick:
+        print("(--quick: too few pictures for these numbers to mean much; nothing written)")
+        return 0
+    (weights / "metrics.json").write_text(json.dumps(m, indent=1))
+    write_card(weights)
+    print(f"wrote {weights / 'metrics.json'} and {weights / 'README.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editlab.toy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train one stage of the tiny Stable Diffusion (resumable)")
-    tr.add_argument("--stage", choices=STAGES, required=True)
+    tr.add_argument("--stage", choices=STAGES + ("all",), required=True)
     tr.add_argument("--workdir", type=Path, default=Path("data/toy"), help="checkpoints, logs and caches")
-    tr.add_argument("--out", type=Path, default=None, help="where the trained component is saved (default: WORKDIR/<stage>)")
     tr.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override recipe values, e.g. steps=300")
+    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override recipe values of the stage, e.g. steps=300 (not with --stage all)")
+    sh = sub.add_parser("ship", help="convert the trained stages to float16 and write the shipped folder")
+    sh.add_argument("--workdir", type=Path, default=Path("data/toy"))
+    sh.add_argument("--weights", type=Path, default=TOY_WEIGHTS)
+    ev = sub.add_parser("evaluate", help="measure the model against its bars; write metrics.json and the model card")
+    ev.add_argument("--weights", type=Path, default=TOY_WEIGHTS)
+    ev.add_argument("--quick", action="store_true", help="a few pictures per measurement (a smoke test, not the numbers)")
+    ev.add_argument("--threads", type=int, default=None)
+    be = sub.add_parser("benchmark", help="print sampling throughput and UNet latency on this machine")
+    be.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    if args.threads:
+    if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+    if args.command == "ship":
+        from .ship import assemble
+
+        assemble(args.workdir, args.weights)
+        print(f"wrote {args.weights}")
+        return 0
+    if args.command == "evaluate":
+        return evaluate_command(args.weights, args.quick)
+    if args.command == "benchmark":
+        from .benchmark import main as benchmark
+
+        benchmark()
+        return 0
+    if args.stage == "all" and args.set:
+        parser.error("--set applies to one stage; train the stages one by one to override their recipes")
     try:
-        if args.stage == "vae":
-            from . import vae
-
-            recipe = _override(configs.VaeRecipe(), args.set)
-            vae.train(args.workdir, args.out or args.workdir / "vae", recipe)
-        elif args.stage == "clip":
-            from . import clip
-
-            recipe = _override(configs.ClipRecipe(), args.set)
-            clip.train(args.workdir, args.out or args.workdir, recipe)
+        for stage in STAGES if args.stage == "all" else (args.stage,):
+            train_stage(stage, args.workdir, args.set)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,6 @@ Pictures go in as Stable Diffusion's VAE takes them: (n, 3, 128, 128) in [-1, 1]
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -16,14 +15,21 @@ from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPModel
 
 from .configs import PICTURE_SIZE, ClipRecipe, clip_config
-from .data import EVAL_SEED0, TRAIN_SEED0, cached_pictures, captions_for, render_pictures, to_tensor
+from .data import TRAIN_SEED0, cached_captions, cached_pictures, captions_for, render_pictures, to_tensor
 from .tokenizer import MAX_LENGTH, world_tokenizer
 from .training import Checkpoint, cosine_lr
 
 
-def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
-    """int64 (n, 77) token ids, padded with the end token like Stable Diffusion's pipeline does."""
-    return tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
+def tokenize(tokenizer, texts: list[str], length: int = MAX_LENGTH) -> torch.Tensor:
+    """int64 (n, length) token ids, padded with the end token like Stable Diffusion's pipeline does.
+
+    Training uses a shorter ``length``: the text tower's attention is causal, so the features at
+    the first end token (the pooled output) do not depend on how much padding follows it.
+    """
+    ids = tokenizer(texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt").input_ids
+    if (ids[:, -1] != tokenizer.eos_token_id).any():
+        raise ValueError(f"a caption is longer than {length} tokens; raise the recipe's train_tokens")
+    return ids
 
 
 def _features(out) -> torch.Tensor:
@@ -61,10 +67,7 @@ def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool
     tokenizer = world_tokenizer()
     seeds = range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures)
     pictures = cached_pictures(workdir / f"pictures_{r.pictures}_{PICTURE_SIZE}.npy", seeds, PICTURE_SIZE)
-    captions_file = workdir / f"captions_{r.pictures}_{r.paraphrases}.json"
-    if not captions_file.exists():
-        captions_file.write_text(json.dumps(captions_for(seeds, r.paraphrases)))
-    captions = json.loads(captions_file.read_text())
+    captions = cached_captions(workdir, seeds, r.paraphrases)
 
     config = CLIPConfig(**clip_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
     torch.manual_seed(r.seed)
@@ -82,7 +85,7 @@ def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool
         idx = torch.randint(len(seeds), (r.batch,), generator=gen).tolist()
         which = torch.randint(1 + r.paraphrases, (r.batch,), generator=gen).tolist()
         texts = [captions[i][min(j, len(captions[i]) - 1)] for i, j in zip(idx, which)]
-        loss = model(input_ids=tokenize(tokenizer, texts), pixel_values=to_tensor(pictures[idx]), return_loss=True).loss
+        loss = model(input_ids=tokenize(tokenizer, texts, r.train_tokens), pixel_values=to_tensor(pictures[idx]), return_loss=True).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -7,7 +7,7 @@ noise schedule. The recipe (steps, batch sizes, learning rates) is saved with th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 PICTURE_SIZE = 128
 
@@ -21,6 +21,19 @@ VAE_CONFIG = dict(
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
     clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
+)
+
+
+# SD v1's block layout (cross-attention down blocks, a cross-attention mid block, cross-attention up
+# blocks, the lowest level without attention) with three levels instead of four: on 16x16 latents
+# attention runs at 16x16, 8x8 and (mid block) 4x4. Heads of 32 channels: cheaper on a CPU than SD's
+# 8 heads per layer and the same for attention control (maps are averaged over heads).
+UNET_CONFIG = dict(
+    sample_size=PICTURE_SIZE // 8, in_channels=4, out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(64, 128, 192), layers_per_block=1, attention_head_dim=(2, 4, 6),
+    cross_attention_dim=256, norm_num_groups=32,
 )
 
 
@@ -49,7 +62,7 @@ def clip_config(vocab_size: int, bos_token_id: int, eos_token_id: int) -> dict:
         text_config=dict(vocab_size=vocab_size, hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
                          num_attention_heads=4, max_position_embeddings=77, bos_token_id=bos_token_id,
                          eos_token_id=eos_token_id, pad_token_id=eos_token_id, hidden_act="quick_gelu"),
-        vision_config=dict(image_size=PICTURE_SIZE, patch_size=16, hidden_size=256, intermediate_size=1024,
+        vision_config=dict(image_size=PICTURE_SIZE, patch_size=32, hidden_size=256, intermediate_size=1024,
                            num_hidden_layers=4, num_attention_heads=4, hidden_act="quick_gelu"),
         projection_dim=256,
     )
@@ -59,8 +72,9 @@ def clip_config(vocab_size: int, bos_token_id: int, eos_token_id: int) -> dict:
 class ClipRecipe:
     pictures: int = 30_000  # the same training renders as the VAE's
     paraphrases: int = 4  # each picture is paired with its caption or one of these, at random
-    steps: int = 2_500
+    steps: int = 1_000  # 1.5 s per step on 2 cores
     batch: int = 128
+    train_tokens: int = 40  # captions are at most 38 tokens; the causal mask makes the first 40 positions exact
     lr: float = 5e-4
     lr_min: float = 1e-5
     warmup: int = 100
@@ -72,7 +86,10 @@ class ClipRecipe:
 @dataclass
 class OracleRecipe:
     pictures: int = 20_000  # single-object renders (seeds from data.TRAIN_SEED0 + 5_000_000)
-    steps: int = 3_000
+    vae_pictures: int = 2_000  # ... and the VAE round trips of the first of them
+    eval_pictures: int = 1_000  # held-out single-object renders (seeds from data.EVAL_SEED0)
+    width: int = 32
+    steps: int = 2_000
     batch: int = 64
     lr: float = 2e-3
     lr_min: float = 2e-5
@@ -82,10 +99,16 @@ class OracleRecipe:
 
 
 @dataclass
-class Recipe:
-    vae: VaeRecipe = field(default_factory=VaeRecipe)
-    clip: ClipRecipe = field(default_factory=ClipRecipe)
-    oracle: OracleRecipe = field(default_factory=OracleRecipe)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+class UnetRecipe:
+    pictures: int = 30_000  # the same training renders, encoded once by the VAE
+    texts_per_picture: int = 2  # the caption and one paraphrase, encoded once by the text encoder
+    steps: int = 3_000  # about 1.1 s per step on 2 cores
+    batch: int = 32
+    lr: float = 5e-4
+    lr_min: float = 1e-5
+    warmup: int = 200
+    weight_decay: float = 0.01
+    empty_prompt_fraction: float = 0.1  # for classifier-free guidance
+    ema_decay: float = 0.998
+    seed: int = 0
+    minutes_between_checkpoints: float = 4.0

@@ -6,6 +6,7 @@ seeds from it on, so no held-out picture or prompt is ever trained on.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,16 @@ def captions_for(seeds, n_paraphrases: int = 0) -> list[list[str]]:
         scene = sample_scene(seed)
         out.append([caption(scene)] + (paraphrases(scene, seed, n_paraphrases) if n_paraphrases else []))
     return out
+
+
+def cached_captions(workdir: Path, seeds: range, n_paraphrases: int) -> list[list[str]]:
+    """:func:`captions_for`, stored once as JSON in ``workdir``."""
+    path = Path(workdir) / f"captions_{len(seeds)}_{n_paraphrases}.json"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(captions_for(seeds, n_paraphrases)))
+        tmp.replace(path)
+    return json.loads(path.read_text())
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

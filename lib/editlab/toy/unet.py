@@ -1,0 +1,153 @@
+"""Stage 4: the denoising UNet (UNet2DConditionModel, epsilon prediction) on pre-encoded latents.
+
+Stable Diffusion v1's recipe at a small size: pictures are encoded once by the trained VAE
+(latent mean times ``scaling_factor``), captions once by the frozen CLIP text tower (all 77
+hidden states, as the pipeline passes them); each step draws a timestep uniformly from the
+1000, noises the latent with SD's schedule,
+
+    x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps,
+
+and regresses eps. One caption in ten is replaced by the empty prompt, so the same network
+also predicts the unconditional noise that classifier-free guidance needs. The weights that
+ship are an exponential moving average of the trained ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from tqdm.auto import tqdm
+from transformers import CLIPTextModel
+
+from .clip import tokenize
+from .configs import PICTURE_SIZE, SCHEDULER_CONFIG, UNET_CONFIG, ClipRecipe, UnetRecipe
+from .data import TRAIN_SEED0, cached_captions, cached_pictures, to_tensor
+from .tokenizer import world_tokenizer
+from .training import Checkpoint, cosine_lr
+
+
+def _memmap_cache(path: Path, shape: tuple, fill) -> np.ndarray:
+    """A float16 .npy of ``shape`` written once by ``fill(out)`` and memory-mapped afterwards."""
+    if path.exists():
+        arr = np.load(path, mmap_mode="r")
+        if arr.shape == shape:
+            return arr
+    tmp = path.with_suffix(".tmp.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+    fill(out)
+    out.flush()
+    del out
+    tmp.replace(path)
+    return np.load(path, mmap_mode="r")
+
+
+@torch.no_grad()
+def encode_latents(vae: AutoencoderKL, pictures: np.ndarray, out: np.ndarray, batch: int = 64) -> None:
+    """``out[i]`` = the VAE's latent mean of ``pictures[i]`` times its scaling factor (SD's convention)."""
+    for start in tqdm(range(0, len(pictures), batch), desc="encode pictures", unit="batch", mininterval=5):
+        x = to_tensor(pictures[start:start + batch])
+        out[start:start + batch] = (vae.encode(x).latent_dist.mode() * vae.config.scaling_factor).numpy()
+
+
+@torch.no_grad()
+def encode_texts(text_encoder: CLIPTextModel, tokenizer, texts: list[str], out: np.ndarray, batch: int = 128) -> None:
+    """``out[i]`` = the text encoder's last hidden states (77, d) of ``texts[i]``, as the pipeline computes them."""
+    for start in tqdm(range(0, len(texts), batch), desc="encode captions", unit="batch", mininterval=5):
+        ids = tokenize(tokenizer, texts[start:start + batch])
+        out[start:start + batch] = text_encoder(ids).last_hidden_state.numpy()
+
+
+def load_components(components: Path) -> tuple[AutoencoderKL, CLIPTextModel]:
+    for name in ("vae", "text_encoder"):
+        if not (components / name).exists():
+            raise ValueError(f"{components / name} is missing: train the earlier stages first "
+                             f"(python -m editlab.toy train --stage {'vae' if name == 'vae' else 'clip'})")
+    return (AutoencoderKL.from_pretrained(components / "vae").eval(),
+            CLIPTextModel.from_pretrained(components / "text_encoder").eval())
+
+
+def training_data(workdir: Path, components: Path, r: UnetRecipe):
+    """Latents (n, 4, 16, 16) and caption states (n, texts_per_picture, 77, d), both float16 memmaps."""
+    vae, text_encoder = load_components(components)
+    tokenizer = world_tokenizer()
+    seeds = range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures)
+    pictures = cached_pictures(workdir / f"pictures_{r.pictures}_{PICTURE_SIZE}.npy", seeds, PICTURE_SIZE)
+    side = PICTURE_SIZE // 8
+    latents = _memmap_cache(workdir / f"latents_{r.pictures}.npy", (r.pictures, 4, side, side),
+                            lambda out: encode_latents(vae, pictures, out))
+    captions = cached_captions(workdir, seeds, max(ClipRecipe.paraphrases, r.texts_per_picture - 1))
+    texts = [c[k] for c in captions for k in range(r.texts_per_picture)]
+    d = text_encoder.config.hidden_size
+    states = _memmap_cache(workdir / f"text_states_{r.pictures}_{r.texts_per_picture}.npy", (len(texts), 77, d),
+                           lambda out: encode_texts(text_encoder, tokenizer, texts, out))
+    empty = text_encoder(tokenize(tokenizer, [""])).last_hidden_state[0].detach()
+    return latents, states.reshape(r.pictures, r.texts_per_picture, 77, d), empty
+
+
+def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Path | None = None,
+          progress: bool = True) -> UNet2DConditionModel:
+    """Train (or resume) the UNet in ``workdir``; save the EMA weights to ``out`` in diffusers format."""
+    components = components or workdir
+    latents, states, empty = training_data(workdir, components, r)
+    scheduler = DDIMScheduler(**SCHEDULER_CONFIG)
+    alphas_cumprod = scheduler.alphas_cumprod
+
+    ckpt = Checkpoint(workdir, "unet")
+    torch.manual_seed(r.seed)
+    unet = UNet2DConditionModel(**UNET_CONFIG)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    opt = torch.optim.AdamW(unet.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    gen = torch.Generator().manual_seed(r.seed)
+    state = ckpt.load()
+    step, seconds = 0, 0.0
+    if state is not None:
+        step, seconds = ckpt.resume(unet, opt, gen)
+        ema.load_state_dict(state["ema"])
+
+    bar = tqdm(total=r.steps, initial=step, desc="unet", unit="step", disable=not progress, mininterval=5)
+    unet.train()
+    while step < r.steps:
+        t0 = time.perf_counter()
+        lr = cosine_lr(step, r.steps, r.lr, r.lr_min, r.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.randint(len(latents), (r.batch,), generator=gen)
+        which = torch.randint(states.shape[1], (r.batch,), generator=gen)
+        order = idx.argsort()  # memmap reads in file order
+        idx, which = idx[order].tolist(), which[order].tolist()
+        x0 = torch.from_numpy(latents[idx].astype(np.float32))
+        cond = torch.from_numpy(np.stack([states[i, k] for i, k in zip(idx, which)]).astype(np.float32))
+        drop = torch.rand(r.batch, generator=gen) < r.empty_prompt_fraction
+        cond[drop] = empty
+        t = torch.randint(0, len(alphas_cumprod), (r.batch,), generator=gen)
+        eps = torch.randn(x0.shape, generator=gen)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        loss = F.mse_loss(unet(xt, t, encoder_hidden_states=cond).sample, eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        decay = min(r.ema_decay, (1 + step) / (10 + step))  # warm-up of the average, as diffusers' EMAModel
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), unet.parameters()):
+                pe.lerp_(p, 1 - decay)
+        step += 1
+        seconds += time.perf_counter() - t0
+        bar.update(1)
+        if step % 50 == 0:
+            ckpt.log(step=step, seconds=round(seconds, 1), lr=lr, loss=loss.item())
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if ckpt.due(r.minutes_between_checkpoints) or step == r.steps:
+            ckpt.save({"model": unet.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                       "step": step, "seconds": seconds, "ema": ema.state_dict()})
+            ema.save_pretrained(out)  # usable (and inspectable) while training goes on
+    bar.close()
+    ema.eval().save_pretrained(out)
+    return ema

@@ -1,0 +1,86 @@
+"""The library on Stable Diffusion v1.5's exact architecture (randomly initialised: no weights here).
+
+Nothing in editlab may depend on the toy's sizes: the same sampling, inversion and
+encoding code must run on SD v1.5's UNet (320-640-1280-1280 channels, 8 heads, 768-d text) and
+on InstructPix2Pix's 8-channel variant. Pictures are 64 px (8x8 latents) to keep it fast.
+"""
+
+import pytest
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from editlab import ddim
+from editlab.models import decode_latents, encode_pictures, encode_prompts, initial_noise
+from editlab.toy.configs import SCHEDULER_CONFIG
+from editlab.toy.tokenizer import world_tokenizer
+
+# runwayml/stable-diffusion-v1-5, unet/config.json (InstructPix2Pix: the same with in_channels=8)
+SD15_UNET = dict(
+    act_fn="silu", attention_head_dim=8, block_out_channels=[320, 640, 1280, 1280], center_input_sample=False,
+    cross_attention_dim=768, down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"], downsample_padding=1,
+    flip_sin_to_cos=True, freq_shift=0, in_channels=4, layers_per_block=2, mid_block_scale_factor=1, norm_eps=1e-5,
+    norm_num_groups=32, out_channels=4, sample_size=64, up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+)
+# vae/config.json
+SD15_VAE = dict(
+    act_fn="silu", block_out_channels=[128, 256, 512, 512], down_block_types=["DownEncoderBlock2D"] * 4, in_channels=3,
+    latent_channels=4, layers_per_block=2, norm_num_groups=32, out_channels=3, sample_size=512,
+    up_block_types=["UpDecoderBlock2D"] * 4, scaling_factor=0.18215,
+)
+# text_encoder/config.json (CLIP ViT-L/14's text tower)
+SD15_TEXT = dict(
+    hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
+    vocab_size=49408, hidden_act="quick_gelu", projection_dim=768, bos_token_id=0, eos_token_id=2,
+)
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def sd15():
+    torch.manual_seed(0)
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderKL(**SD15_VAE), text_encoder=CLIPTextModel(CLIPTextConfig(**SD15_TEXT)),
+        tokenizer=world_tokenizer(), unet=UNet2DConditionModel(**SD15_UNET), scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    return pipe.to(torch.float32)
+
+
+def test_the_unet_is_sd15_sized(sd15):
+    assert 859e6 < sum(p.numel() for p in sd15.unet.parameters()) < 860e6  # SD v1.5: 859.5 M
+
+
+@torch.no_grad()
+def test_sampling_matches_the_diffusers_pipeline(sd15):
+    x_T = initial_noise(sd15, 1, torch.Generator().manual_seed(0), size=SIZE)
+    assert x_T.shape == (1, 4, SIZE // 8, SIZE // 8)
+    prompt = "a photo of a cat"
+    ours = ddim.sample(sd15.unet, sd15.scheduler, x_T, encode_prompts(sd15, prompt), encode_prompts(sd15, ""),
+                       steps=2, guidance=7.5)[-1]
+    theirs = sd15(prompt, num_inference_steps=2, guidance_scale=7.5, latents=x_T.clone(), height=SIZE, width=SIZE,
+                  output_type="latent").images
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@torch.no_grad()
+def test_inversion_and_the_vae_run_at_sd15_sizes(sd15):
+    picture = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    z0 = encode_pictures(sd15, picture)
+    assert z0.shape == (1, 4, SIZE // 8, SIZE // 8)
+    path = ddim.invert(sd15.unet, sd15.scheduler, z0, encode_prompts(sd15, "a photo"), steps=2)
+    assert len(path) == 3 and all(torch.isfinite(z).all() for z in path)
+    assert decode_latents(sd15, path[0]).shape == (1, 3, SIZE, SIZE)
+
+
+@torch.no_grad()
+def test_the_instruct_pix2pix_unet_takes_the_picture_latents_as_four_more_channels(sd15):
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**{**SD15_UNET, "in_channels": 8})
+    picture_latents = encode_pictures(sd15, torch.zeros(1, 3, SIZE, SIZE))
+    x_T = initial_noise(sd15, 1, torch.Generator().manual_seed(0), size=SIZE)
+    path = ddim.sample(unet, sd15.scheduler, x_T, encode_prompts(sd15, "make it blue"), encode_prompts(sd15, ""),
+                       steps=2, guidance=7.5, image_latents=picture_latents)
+    assert path[-1].shape == x_T.shape and torch.isfinite(path[-1]).all()
+    with pytest.raises(RuntimeError):  # without the picture the 8-channel UNet cannot run
+        ddim.sample(unet, sd15.scheduler, x_T, encode_prompts(sd15, "make it blue"), steps=1)
