@@ -140,7 +140,7 @@ def training_set(workdir: Path, r: OracleRecipe, vae=None, progress: bool = True
     if vae is not None and r.vae_pictures:
         def round_trips() -> np.ndarray:
             chunks = range(0, r.vae_pictures, 32)
-            return np.concatenate([to_pictures(vae_round_trip(vae, to_tensor(renders[i:i + 32])))
+            return np.concatenate([to_pictures(vae_round_trip(vae, to_tensor(renders[i:min(i + 32, r.vae_pictures)])))
                                    for i in tqdm(chunks, desc="vae round trips", mininterval=5, disable=not progress)])
         parts.append(_pictures(workdir / f"oracle_round_trips_{r.vae_pictures}_{PICTURE_SIZE}.npy", round_trips))
         labelled += scenes[:r.vae_pictures]
