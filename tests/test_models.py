@@ -16,7 +16,7 @@ from editlab.models import TOY_WEIGHTS, as_tensor, load_pipeline
 
 
 def test_toy_loads_from_any_working_directory(tmp_path):
-    code = "import editlab.models as m; p = m.load_pipeline('toy'); print(type(p).__name__, m.picture_size(p))"
+    code = "import editlab, editlab.models as m; p = editlab.load_pipeline('toy'); print(type(p).__name__, m.picture_size(p))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["StableDiffusionPipeline", "128"]
 

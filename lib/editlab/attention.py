@@ -1,0 +1,346 @@
+"""Attention capture and control through diffusers' attention-processor API.
+
+Every attention layer of a UNet computes (Vaswani et al. 2017)
+
+    probs = softmax(q k^T * scale)          # (batch, heads, q_tokens, k_tokens), rows sum to 1
+    out   = probs @ v                       # (batch, heads, q_tokens, head_dim)
+
+with ``q`` from the picture's tokens and ``k, v`` from the picture (self-attention, ``attn1``) or from
+the prompt's tokens (cross-attention, ``attn2``). Prompt-to-Prompt, MasaCtrl and friends edit a picture
+by editing ``q, k, v`` or ``probs`` while the UNet runs. Here that happens without patching any class:
+
+    with controlled(unet, controller):      # one ControlledProcessor per attention layer
+        eps = unet(x, t, encoder_hidden_states=states).sample
+
+Each processor computes the layer exactly as diffusers' ``AttnProcessor2_0`` does and asks the
+controller along the way: ``edit_qkv`` always, and ``edit_probs`` only where ``wants_probs`` says so
+(the fast kernel ``scaled_dot_product_attention`` never forms the probabilities; forming them costs
+memory, so a controller asks only for the layers it needs).
+
+The batch the UNet sees holds ``n`` prompt branches (branch 0 the source, 1.. the targets), twice
+when classifier-free guidance is on: ``[uncond x n, cond x n]``. As in the official P2P code,
+controllers edit and record the conditional half only.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from diffusers.models.attention_processor import Attention
+
+Place = Literal["down", "mid", "up"]
+Kind = Literal["self", "cross"]
+PLACES: tuple[Place, ...] = ("down", "mid", "up")  # the order in which the UNet runs them
+
+
+# -- layers ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerInfo:
+    """One attention layer of a UNet, named by its key in ``unet.attn_processors``."""
+
+    name: str  # e.g. "down_blocks.0.attentions.0.transformer_blocks.0.attn2.processor"
+    place: Place  # "down", "mid" or "up": which half of the UNet
+    kind: Kind  # "self" (attn1: picture -> picture) or "cross" (attn2: picture -> prompt)
+    index: int  # position among the UNet's attention layers, in the order they run
+
+
+def _place(name: str) -> Place:
+    for prefix, place in (("down_blocks.", "down"), ("mid_block.", "mid"), ("up_blocks.", "up")):
+        if name.startswith(prefix):
+            return place
+    raise ValueError(f"attention layer {name!r} is in none of down_blocks, mid_block, up_blocks: "
+                     "attention.py works with UNet2DConditionModel-style UNets (Stable Diffusion 1.x/2.x)")
+
+
+def attention_layers(unet: torch.nn.Module) -> list[LayerInfo]:
+    """Every attention layer of ``unet`` in the order the UNet runs them (down, mid, up).
+
+    The order of ``unet.attn_processors`` is not the running order (it lists the mid block last),
+    so layers are sorted by place; within a place the dict's order is the running order.
+    """
+    names = sorted(unet.attn_processors, key=lambda name: PLACES.index(_place(name)))  # a stable sort
+    layers = []
+    for index, name in enumerate(names):
+        module = unet.get_submodule(name.removesuffix(".processor"))
+        layers.append(LayerInfo(name, _place(name), "cross" if module.is_cross_attention else "self", index))
+    return layers
+
+
+def square_side(tokens: int, layer: LayerInfo) -> int:
+    """The side of the square latent grid whose ``tokens`` query tokens a layer sees (64 for 4096)."""
+    side = math.isqrt(tokens)
+    if side * side != tokens:
+        raise ValueError(f"{layer.name} sees {tokens} query tokens, which is not a square grid: attention "
+                         "control assumes square latents (height == width). Use square pictures (512x512 for SD).")
+    return side
+
+
+# -- controllers -----------------------------------------------------------------------------------
+class AttentionController:
+    """The do-nothing controller; subclasses override the hooks they need.
+
+    A sampling loop calls ``begin(steps, branches, guided)`` once, then for step ``i``:
+    ``step_begin(i)``, the UNet (which calls ``wants_probs``, ``edit_qkv``, ``edit_probs`` for each
+    layer), the DDIM step, and ``latents = step_end(i, latents)``.
+    """
+
+    steps: int | None = None
+    branches: int | None = None
+    guided: bool = True
+    step: int = 0
+
+    def begin(self, steps: int, branches: int, guided: bool) -> None:
+        """A sampling run starts: ``steps`` DDIM steps, ``branches`` prompts (``n``), and whether the
+        UNet batch is ``[uncond x n, cond x n]`` (``guided``) or ``[cond x n]``."""
+        self.steps, self.branches, self.guided, self.step = steps, branches, guided, 0
+
+    def step_begin(self, i: int) -> None:
+        """Step ``i`` (0 = the noisiest) is about to call the UNet."""
+        self.step = i
+
+    def step_end(self, i: int, latents: torch.Tensor) -> torch.Tensor:
+        """Step ``i`` is done; return the latents (n, C, h, w) to continue from (possibly changed)."""
+        return latents
+
+    def wants_probs(self, layer: LayerInfo, resolution: int) -> bool:
+        """Whether ``layer`` (on a ``resolution`` x ``resolution`` grid) should form its probabilities
+        explicitly and hand them to :meth:`edit_probs`."""
+        return False
+
+    def edit_qkv(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: LayerInfo,
+                 resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (batch, heads, q_tokens, head_dim), keys and values (batch, heads, k_tokens, head_dim)."""
+        return q, k, v
+
+    def edit_probs(self, probs: torch.Tensor, layer: LayerInfo, resolution: int) -> torch.Tensor:
+        """Attention probabilities (batch, heads, q_tokens, k_tokens), rows summing to 1."""
+        return probs
+
+    # helpers for subclasses: the batch is [uncond x n, cond x n] (guided) or [cond x n]
+    def halves(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Split a UNet-batch tensor (2n or n, ...) into its unconditional half (n, ...), None when not
+        guided, and its conditional half (n, ...), whose rows are the branches (0 = source)."""
+        if self.branches is None:
+            raise RuntimeError(f"{type(self).__name__}.begin(steps, branches, guided) was not called: "
+                               "call it once before sampling so the controller knows the batch layout")
+        expected = self.branches * (2 if self.guided else 1)
+        if x.shape[0] != expected:
+            layout = "[uncond x n, cond x n]" if self.guided else "[cond x n]"
+            raise ValueError(f"the UNet batch has {x.shape[0]} rows, but begin() announced {self.branches} branches "
+                             f"laid out as {layout} ({expected} rows); call begin() with the batch you pass the UNet")
+        return (x[:self.branches], x[self.branches:]) if self.guided else (None, x)
+
+    def join(self, uncond: torch.Tensor | None, cond: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`halves`: (n, ...) and (n, ...) -> (2n, ...), or (n, ...) when not guided."""
+        return cond if uncond is None else torch.cat([uncond, cond])
+
+    def edit_conditional(self, probs: torch.Tensor, new_cond: torch.Tensor) -> torch.Tensor:
+        """``probs`` (batch, ...) with its conditional half replaced by ``new_cond`` (n, ...)."""
+        uncond, _ = self.halves(probs)
+        return self.join(uncond, new_cond)
+
+
+class Compose(AttentionController):
+    """Several controllers in turn: each edits what the one before returned.
+
+    ``Compose(replace, store)`` records the maps after Replace has edited them.
+    """
+
+    def __init__(self, *controllers: AttentionController):
+        self.controllers = controllers
+
+    def begin(self, steps: int, branches: int, guided: bool) -> None:
+        super().begin(steps, branches, guided)
+        for c in self.controllers:
+            c.begin(steps, branches, guided)
+
+    def step_begin(self, i: int) -> None:
+        super().step_begin(i)
+        for c in self.controllers:
+            c.step_begin(i)
+
+    def step_end(self, i: int, latents: torch.Tensor) -> torch.Tensor:
+        for c in self.controllers:
+            latents = c.step_end(i, latents)
+        return latents
+
+    def wants_probs(self, layer: LayerInfo, resolution: int) -> bool:
+        return any(c.wants_probs(layer, resolution) for c in self.controllers)
+
+    def edit_qkv(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: LayerInfo,
+                 resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        for c in self.controllers:
+            q, k, v = c.edit_qkv(q, k, v, layer, resolution)
+        return q, k, v
+
+    def edit_probs(self, probs: torch.Tensor, layer: LayerInfo, resolution: int) -> torch.Tensor:
+        for c in self.controllers:
+            if c.wants_probs(layer, resolution):  # only those that asked for this layer
+                probs = c.edit_probs(probs, layer, resolution)
+        return probs
+
+
+class AttentionStore(AttentionController):
+    """Records the head-averaged attention maps of the conditional half, summed over the steps.
+
+    ``max_tokens`` skips layers with more query tokens (the official P2P code stores at most 32x32,
+    so SD's 64x64 self-attention, 4096 x 4096 per head, is not kept). ``keep_steps`` also keeps the
+    maps of every step (memory: steps x layers x maps). ``begin`` clears what was recorded.
+    """
+
+    def __init__(self, max_tokens: int = 32 * 32, keep_steps: bool = False,
+                 kinds: Iterable[Kind] = ("self", "cross")):
+        self.max_tokens, self.keep_steps, self.kinds = max_tokens, keep_steps, tuple(kinds)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything recorded."""
+        # keyed by (step or None for all steps, layer): the sum of the maps (n, q, k) and how many
+        self.sums: dict[tuple[int | None, LayerInfo], torch.Tensor] = {}
+        self.counts: dict[tuple[int | None, LayerInfo], int] = {}
+        self.resolutions: dict[LayerInfo, int] = {}
+
+    def begin(self, steps: int, branches: int, guided: bool) -> None:
+        super().begin(steps, branches, guided)
+        self.reset()
+
+    def wants_probs(self, layer: LayerInfo, resolution: int) -> bool:
+        return layer.kind in self.kinds and resolution * resolution <= self.max_tokens
+
+    def edit_probs(self, probs: torch.Tensor, layer: LayerInfo, resolution: int) -> torch.Tensor:
+        _, cond = self.halves(probs)
+        maps = cond.detach().float().mean(dim=1)  # average over heads: (n, q_tokens, k_tokens)
+        self.resolutions[layer] = resolution
+        for key in [(None, layer)] + ([(self.step, layer)] if self.keep_steps else []):
+            self.sums[key] = self.sums.get(key, 0) + maps
+            self.counts[key] = self.counts.get(key, 0) + 1
+        return probs
+
+    def layers(self, place: Place | Iterable[Place] | None = None, kind: Kind | None = None,
+               resolution: int | None = None) -> list[LayerInfo]:
+        """The recorded layers that match (None matches everything), in running order."""
+        places = PLACES if place is None else (place,) if isinstance(place, str) else tuple(place)
+        return sorted((layer for layer, res in self.resolutions.items()
+                       if layer.place in places and (kind is None or layer.kind == kind)
+                       and (resolution is None or res == resolution)), key=lambda layer: layer.index)
+
+    def average(self, place: Place | Iterable[Place] | None = None, kind: Kind = "cross", resolution: int = 16,
+                step: int | None = None) -> torch.Tensor:
+        """Maps (branches, q_tokens, k_tokens) averaged over the matching layers and over the steps
+        (over the calls of step ``step`` only, when given; that needs ``keep_steps=True``).
+
+        ``place``: "down", "mid", "up", several of them, or None for all.
+        """
+        if step is not None and not self.keep_steps:
+            raise ValueError("per-step maps were not kept: build the store with AttentionStore(keep_steps=True)")
+        layers = [layer for layer in self.layers(place, kind, resolution) if (step, layer) in self.counts]
+        if not layers:
+            recorded = sorted({(layer.kind, layer.place, res) for layer, res in self.resolutions.items()})
+            raise ValueError(f"no {kind}-attention maps at {resolution}x{resolution} in {place or 'any place'}"
+                             f"{'' if step is None else f' at step {step}'} were recorded; recorded (kind, place, "
+                             f"resolution): {recorded}. Check the resolution, or raise max_tokens.")
+        # each layer weighs the same, as in the official aggregate_attention
+        return torch.stack([self.sums[step, layer] / self.counts[step, layer] for layer in layers]).mean(dim=0)
+
+
+def cross_attention_maps(store: AttentionStore, resolution: int = 16, place: Place | Iterable[Place] | None = None,
+                         step: int | None = None) -> torch.Tensor:
+    """Cross-attention maps laid out as pictures: (branches, side, side, k_tokens), side = ``resolution``.
+
+    ``maps[b, :, :, j]`` is where the picture of branch ``b`` looks at prompt token ``j``.
+    """
+    maps = store.average(place, "cross", resolution, step)
+    return maps.reshape(maps.shape[0], resolution, resolution, maps.shape[-1])
+
+
+# -- the processor ---------------------------------------------------------------------------------
+class ControlledProcessor:
+    """diffusers' ``AttnProcessor2_0``, computed the same way, with a controller asked along the way."""
+
+    def __init__(self, controller: AttentionController, layer: LayerInfo):
+        self.controller, self.layer = controller, layer
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None) -> torch.Tensor:
+        """``hidden_states``: (batch, tokens, channels) or (batch, channels, h, w) -> the same shape."""
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        grid = hidden_states.shape if hidden_states.ndim == 4 else None
+        if grid is not None:  # (b, c, h, w) -> (b, h*w, c)
+            hidden_states = hidden_states.flatten(2).transpose(1, 2)
+        q, k, v, mask = _project(attn, hidden_states, encoder_hidden_states, attention_mask)
+        resolution = square_side(q.shape[2], self.layer)
+        q, k, v = self.controller.edit_qkv(q, k, v, self.layer, resolution)
+        if self.controller.wants_probs(self.layer, resolution):
+            probs = self.controller.edit_probs(attention_probs(attn, q, k, mask), self.layer, resolution)
+            out = probs.to(v.dtype) @ v  # out = probs V
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False)
+        out = out.transpose(1, 2).flatten(2).to(q.dtype)  # (b, heads, q, d) -> (b, q, heads * d)
+        out = attn.to_out[1](attn.to_out[0](out))  # linear projection, dropout
+        if grid is not None:
+            out = out.transpose(1, 2).reshape(grid)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
+def _project(attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
+             attention_mask: torch.Tensor | None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Queries (b, heads, q_tokens, d), keys and values (b, heads, k_tokens, d) and the mask
+    (b, heads, q_tokens or 1, k_tokens) or None, as ``AttnProcessor2_0`` forms them."""
+    batch = hidden_states.shape[0]
+    context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+    if attention_mask is not None:
+        attention_mask = attn.prepare_attention_mask(attention_mask, context.shape[1], batch)
+        attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
+    if attn.group_norm is not None:
+        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+    if encoder_hidden_states is None:
+        context = hidden_states
+    elif attn.norm_cross:
+        context = attn.norm_encoder_hidden_states(encoder_hidden_states)
+    q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+    head_dim = k.shape[-1] // attn.heads
+    q, k, v = (x.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for x in (q, k, v))
+    if attn.norm_q is not None:
+        q = attn.norm_q(q)
+    if attn.norm_k is not None:
+        k = attn.norm_k(k)
+    return q, k, v, attention_mask
+
+
+def attention_probs(attn: Attention, q: torch.Tensor, k: torch.Tensor,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """probs = softmax(q k^T * scale): (b, heads, q_tokens, k_tokens) from q (b, heads, q_tokens, d) and
+    k (b, heads, k_tokens, d). ``mask``: additive (float) or which keys to attend to (bool)."""
+    if attn.upcast_attention:
+        q, k = q.float(), k.float()
+    scores = q @ k.transpose(-1, -2) * attn.scale  # q k^T / sqrt(d)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    if attn.upcast_softmax:
+        scores = scores.float()
+    return scores.softmax(dim=-1)
+
+
+# -- installing ------------------------------------------------------------------------------------
+@contextmanager
+def controlled(unet: torch.nn.Module, controller: AttentionController) -> Iterator[AttentionController]:
+    """Run ``unet`` with every attention layer asking ``controller``; the processors it had before
+    (whatever they were) are put back on exit, also when the body raises."""
+    previous = unet.attn_processors
+    unet.set_attn_processor({layer.name: ControlledProcessor(controller, layer) for layer in attention_layers(unet)})
+    try:
+        yield controller
+    finally:
+        unet.set_attn_processor(dict(previous))  # set_attn_processor empties the dict it is given

@@ -1,0 +1,156 @@
+"""Inverting a picture into the model's noise, four ways, behind one interface.
+
+    inverted = invert(pipe, picture, "a photo of a cat on the grass", method="direct")
+    edited = editing.edit(pipe, inverted, ["a photo of a dog on the grass"], controller)
+
+Every method starts from DDIM inversion at guidance 1 (the "pivot" path z*_0 ... z*_T, Mokady et
+al. 2023). They differ in what the *source branch* of an edit, sampled at guidance w = 7.5, uses
+to stay on that path:
+
+| method            | unconditional embedding at step i | source branch after each step        |
+| ----------------- | --------------------------------- | ------------------------------------ |
+| "ddim"            | the empty prompt's                | left alone (it drifts)               |
+| "null-text"       | optimised per step (Mokady 2023)  | left alone                           |
+| "negative-prompt" | the source prompt's (Miyake 2023) | left alone                           |
+| "direct"          | the empty prompt's                | put back on z*_{t-1} (Ju et al. 2024)|
+
+The last column is Direct Inversion's "3 lines of code": the source branch gets the offset
+z*_{t-1} - z^src_{t-1}, which *is* z*_{t-1}. :func:`editlab.editing.edit` applies it inside its
+loop, so Direct Inversion costs no UNet evaluation beyond DDIM inversion plus the edit.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from . import ddim
+from .models import as_tensor, encode_pictures, encode_prompts, picture_size
+
+METHODS = ("ddim", "null-text", "negative-prompt", "direct")
+
+
+@dataclass
+class Inverted:
+    """A picture inverted into the model's noise: everything an editing method needs.
+
+    ``latents[k]`` (1, C, h, w) is the pivot path after ``k`` inversion steps: ``latents[0]`` the
+    picture's latent z*_0, ``latents[-1]`` the noise z*_T that editing starts from. Sampling step
+    ``i`` (timestep ``timesteps[i]``, noisiest first) goes from ``latents[steps - i]`` to
+    ``latents[steps - i - 1]``.
+    """
+
+    method: str
+    prompt: str
+    steps: int
+    guidance: float
+    latents: list[torch.Tensor]
+    source_embedding: torch.Tensor  # (1, L, d): the source prompt's text-encoder states
+    empty_embedding: torch.Tensor  # (1, L, d): the empty prompt's
+    null_embeddings: list[torch.Tensor] | None = None  # null-text: (1, L, d) per sampling step
+    null_losses: list[list[float]] | None = None  # null-text: the inner-loop losses of each step
+    seconds: float = 0.0
+    unet_calls: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def direct(self) -> bool:
+        """Whether the source branch is put back on the pivot path after every step (Direct Inversion)."""
+        return self.method == "direct"
+
+    def unconditional(self, i: int) -> torch.Tensor:
+        """The embedding (1, L, d) that classifier-free guidance uses as "unconditional" at sampling step ``i``."""
+        if self.method == "null-text":
+            return self.null_embeddings[i]
+        if self.method == "negative-prompt":
+            return self.source_embedding  # the source prompt as the negative prompt
+        return self.empty_embedding
+
+    def pivot(self, i: int) -> torch.Tensor:
+        """z*_{t-1} for sampling step ``i``: where the source branch should land after that step."""
+        return self.latents[self.steps - i - 1]
+
+
+def invert(pipe, picture, prompt: str, method: str = "direct", steps: int = 50, guidance: float = 7.5,
+           **options) -> Inverted:
+    """Invert ``picture`` (PIL image, uint8 array (H, W, 3) or tensor (3, H, W) in [-1, 1], at the
+    model's picture size) with its ``prompt``; ``guidance`` is the scale the edit will sample at.
+    ``options`` go to the method (null-text: ``inner_steps``, ``early_stop``, ``lr``)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("the source prompt must be a non-empty string describing the picture")
+    if method != "null-text" and options:
+        raise ValueError(f"{method} inversion takes no options, got {sorted(options)}")
+    x = as_tensor(picture, picture_size(pipe)).to(pipe.unet.device)
+    t0 = time.perf_counter()
+    z0 = encode_pictures(pipe, x)
+    source, empty = encode_prompts(pipe, prompt), encode_prompts(pipe, "")
+    path = ddim.invert(pipe.unet, pipe.scheduler, z0, source, steps=steps, guidance=1.0)
+    inverted = Inverted(method, prompt, steps, guidance, path, source, empty, unet_calls=steps)
+    if method == "null-text":
+        null_text_optimisation(pipe.unet, pipe.scheduler, inverted, **options)
+    inverted.seconds = time.perf_counter() - t0
+    return inverted
+
+
+@contextmanager
+def _frozen(module: torch.nn.Module):
+    """Gradients flow through ``module`` to its inputs only, not into its weights."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def null_text_optimisation(unet, scheduler, inverted: Inverted, inner_steps: int = 10, early_stop: float = 1e-5,
+                           lr: float = 1e-2) -> Inverted:
+    """Null-text inversion (Mokady et al. 2023, Alg. 1): for each sampling step, tune the unconditional
+    embedding so that the guided step from the current latent lands on the pivot path.
+
+    Step ``i`` runs at most ``inner_steps`` Adam updates with learning rate ``lr * (1 - i / 100)`` and stops
+    early once the loss is below ``early_stop + i * 2e-5`` (the official code's settings). The embedding
+    carries over from one step to the next. Fills ``inverted.null_embeddings`` and ``null_losses``.
+    """
+    w, steps = inverted.guidance, inverted.steps
+    cond = inverted.source_embedding
+    null = inverted.empty_embedding.clone()
+    latent = inverted.latents[-1]
+    nulls, losses = [], []
+    with _frozen(unet):
+        for i, t in enumerate(ddim.timesteps(scheduler, steps)):
+            a_t, a_s = ddim.alpha_bar(scheduler, t), ddim.alpha_bar(scheduler, ddim.previous_timestep(scheduler, t, steps))
+            target = inverted.pivot(i)  # z*_{t-1}
+            with torch.no_grad():
+                eps_cond = unet(latent, t, encoder_hidden_states=cond).sample  # fixed while the null is tuned
+            inverted.unet_calls += 1
+            null = null.detach().requires_grad_(True)
+            optimiser = torch.optim.Adam([null], lr=lr * (1 - i / 100))
+            step_losses = []
+            for _ in range(inner_steps):
+                eps_null = unet(latent, t, encoder_hidden_states=null).sample
+                eps = eps_null + w * (eps_cond - eps_null)  # classifier-free guidance with the tuned null
+                loss = F.mse_loss(ddim.ddim_step(latent, eps, a_t, a_s), target)  # || z_{t-1}(null) - z*_{t-1} ||^2
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                step_losses.append(loss.item())
+                inverted.unet_calls += 1
+                if step_losses[-1] < early_stop + i * 2e-5:
+                    break
+            null = null.detach()
+            nulls.append(null)
+            losses.append(step_losses)
+            with torch.no_grad():  # the next step starts from where the tuned guided step lands
+                eps_null = unet(latent, t, encoder_hidden_states=null).sample
+                latent = ddim.ddim_step(latent, eps_null + w * (eps_cond - eps_null), a_t, a_s)
+            inverted.unet_calls += 1
+    inverted.null_embeddings, inverted.null_losses = nulls, losses
+    return inverted

@@ -1,0 +1,67 @@
+"""PIE-Bench's background metrics: the (1 - mask) convention, the empty-background policy, hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from editlab import metrics
+
+
+def pictures_and_mask():
+    rng = np.random.default_rng(0)
+    source = rng.integers(0, 200, (2, 32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((2, 32, 32), bool)
+    mask[:, 8:24, 8:24] = True  # a quarter of the picture is the edit region
+    return source, mask
+
+
+def test_changes_inside_the_mask_do_not_count_against_the_background():
+    source, mask = pictures_and_mask()
+    edited = source.copy()
+    edited[mask] = 255 - edited[mask]
+    assert torch.equal(metrics.background_mse(edited, source, mask), torch.zeros(2))
+    assert torch.isinf(metrics.background_psnr(edited, source, mask)).all()
+    torch.testing.assert_close(metrics.background_ssim(edited, source, mask), torch.ones(2))
+
+
+def test_background_psnr_and_mse_by_hand():
+    source, mask = pictures_and_mask()
+    edited = source + np.uint8(51)  # +0.2 everywhere in [0, 1]
+    mse = 0.2 ** 2 * 0.75  # the zeroed edit region counts in the average, as in the official script
+    torch.testing.assert_close(metrics.background_mse(edited, source, mask), torch.full((2,), mse), rtol=1e-4, atol=0)
+    torch.testing.assert_close(metrics.background_psnr(edited, source, mask), torch.full((2,), 10 * math.log10(1 / mse)), rtol=1e-4, atol=0)
+
+
+def test_tensors_in_minus_one_one_equal_uint8_arrays():
+    source, mask = pictures_and_mask()
+    edited = source + np.uint8(10)
+    as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
+    torch.testing.assert_close(metrics.background_psnr(as_tensor(edited), as_tensor(source), mask),
+                               metrics.background_psnr(edited, source, mask))
+
+
+def test_a_mask_over_the_whole_picture_gives_nan_and_the_mean_skips_it():
+    source, mask = pictures_and_mask()
+    mask[1] = True
+    psnr = metrics.background_psnr(source + np.uint8(5), source, mask)
+    assert math.isfinite(psnr[0]) and math.isnan(psnr[1])
+    mean, error, n = metrics.mean_and_error(psnr)
+    assert n == 1 and mean == pytest.approx(psnr[0].item()) and math.isnan(error)
+
+
+def test_edited_region_psnr_counts_only_the_mask():
+    source, mask = pictures_and_mask()
+    truth = source.copy()
+    truth[~mask] = 0  # differences outside the mask are ignored
+    edited = source + np.uint8(51)
+    torch.testing.assert_close(metrics.edited_region_psnr(edited, truth, mask), torch.full((2,), 10 * math.log10(1 / 0.04)), rtol=1e-4, atol=0)
+
+
+def test_shapes_that_do_not_match_are_refused():
+    source, mask = pictures_and_mask()
+    with pytest.raises(ValueError, match="do not match"):
+        metrics.background_psnr(source, source, mask[:, :16])
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.background_psnr(source[:1], source, mask)
