@@ -65,3 +65,48 @@ def test_shapes_that_do_not_match_are_refused():
         metrics.background_psnr(source, source, mask[:, :16])
     with pytest.raises(ValueError, match="differ in shape"):
         metrics.background_psnr(source[:1], source, mask)
+
+
+def test_structure_distance_is_zero_for_equal_keys_and_grows_with_change():
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randn(2, 17, 8, generator=g)
+    assert torch.equal(metrics.structure_distance_from_keys(keys, keys), torch.zeros(2))
+    small = metrics.structure_distance_from_keys(keys + 0.1 * torch.randn(keys.shape, generator=g), keys)
+    large = metrics.structure_distance_from_keys(torch.randn(keys.shape, generator=g), keys)
+    assert (0 < small).all() and (small < large).all()
+
+
+def test_vit_keys_are_the_last_layers_keys_with_cls():
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    vit = ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_hidden_layers=2, num_attention_heads=3,
+                             intermediate_size=32), add_pooling_layer=False).eval()
+    keys = metrics.vit_last_keys(vit, torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)))
+    assert keys.shape == (2, 1 + 16, 24)
+
+
+class ReadsTheTarget:
+    """A stand-in oracle that sees each edit's target scene (one object) exactly."""
+
+    def __init__(self, edits):
+        self.edits = edits
+
+    def read(self, pictures):
+        return [metrics.judged_attributes(e.target) for e in self.edits]
+
+
+def test_the_oracle_judgement_counts_asked_and_kept_attributes():
+    from editlab.world.edits import make_edit
+
+    edits = [e for e in (make_edit(s, 6) for s in range(40)) if len(e.source.things) == 1][:2]
+    pictures = torch.zeros(len(edits), 3, 8, 8)
+    judged = metrics.oracle_edit_judgement(ReadsTheTarget(edits), pictures, edits)
+    assert judged == [{"asked": 1.0, "kept": 1.0}] * len(edits)
+
+    class ReadsTheSource(ReadsTheTarget):
+        def read(self, pictures):
+            return [metrics.judged_attributes(e.source) for e in self.edits]
+
+    judged = metrics.oracle_edit_judgement(ReadsTheSource(edits), pictures, edits)
+    assert all(j["asked"] == 0.0 and j["kept"] == 1.0 for j in judged)  # nothing was edited

@@ -11,9 +11,9 @@ Inversion, the correction that puts it back on the pivot path after every step.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -58,6 +58,21 @@ def encode_branches(pipe, inverted: Inverted, target_prompts: list[str]) -> torc
     return torch.cat([inverted.source_embedding, encode_prompts(pipe, target_prompts)])
 
 
+@contextmanager
+def attached(unet: torch.nn.Module, controller: AttentionController | None) -> Iterator[None]:
+    """Enter ``attach(unet)`` (extra hooks on the UNet) of ``controller`` and of the controllers it
+    composes (:class:`~editlab.attention.Compose`), for those that have one; exit them all at the end."""
+    with ExitStack() as stack:
+        pending = [controller]
+        while pending:
+            c = pending.pop()
+            attach = getattr(c, "attach", None)
+            if attach is not None:
+                stack.enter_context(attach(unet))
+            pending.extend(getattr(c, "controllers", ()))
+        yield
+
+
 @torch.no_grad()
 def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable[[int], torch.Tensor], steps: int,
             guidance: float, controller: AttentionController | None = None,
@@ -65,12 +80,18 @@ def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable
     """The loop itself: DDIM from ``x_T`` (n, C, h, w) with prompt states ``cond`` (n, L, d), the
     unconditional embedding ``unconditional(i)`` (1, L, d) of step ``i``, and ``controller`` on the
     UNet's attention. With ``pivot``, branch 0 is put on ``pivot(i)`` after step ``i`` (Direct
-    Inversion). Returns every latent ``[x_T, ..., x_0]`` and the number of UNet calls."""
+    Inversion). Returns every latent ``[x_T, ..., x_0]`` and the number of UNet calls.
+
+    A controller that needs more than the attention layers (Plug-and-Play's residual features) has a
+    method ``attach(unet)`` returning a context manager (see :func:`attached`); it is entered around
+    the loop, after the attention processors are in place, and exited (its hooks removed) also when
+    the loop raises."""
     n, x = len(x_T), x_T
     path = [x]
     if controller is not None:
         controller.begin(steps, n, guided=guidance != 1.0)
-    with controlled(pipe.unet, controller) if controller is not None else nullcontext():
+    with controlled(pipe.unet, controller) if controller is not None else nullcontext(), \
+            attached(pipe.unet, controller):
         for i, t in enumerate(ddim.timesteps(pipe.scheduler, steps)):
             if controller is not None:
                 controller.step_begin(i)

@@ -98,3 +98,216 @@ def mean_and_error(values) -> tuple[float, float, int]:
     if n == 0:
         return math.nan, math.nan, 0
     return v.mean().item(), (v.std().item() / math.sqrt(n)) if n > 1 else math.nan, n
+
+
+# -- the metrics that need a pretrained network: pluggable backbones ---------------------------------------
+# PIE-Bench's official evaluation uses DINO ViT-B/8 (structure distance), LPIPS with SqueezeNet, and CLIP
+# ViT-L/14. They are used when their weights are on this machine (a GPU user's Hugging Face cache);
+# otherwise stand-ins built from the tiny model's own networks take their place, and every table says which
+# backbone produced which column (:attr:`Backbones.names`).
+DINO = "facebook/dino-vitb8"
+CLIP_L14 = "openai/clip-vit-large-patch14"
+
+
+def self_similarity(keys: torch.Tensor) -> torch.Tensor:
+    """Cosine self-similarity (n, T, T) of token features ``keys`` (n, T, d)."""
+    k = torch.nn.functional.normalize(keys.float(), dim=-1)
+    return k @ k.transpose(1, 2)
+
+
+def structure_distance_from_keys(keys_edited: torch.Tensor, keys_source: torch.Tensor) -> torch.Tensor:
+    """PIE-Bench's structure distance per picture: MSE between the two self-similarity matrices (Tumanyan et
+    al.'s Splice loss), before the paper's x 10^3 scaling."""
+    return (self_similarity(keys_edited) - self_similarity(keys_source)).pow(2).flatten(1).mean(1)
+
+
+class Backbones:
+    """What the three learned metrics run on. ``names`` labels the columns of every table.
+
+    ``keys(pictures (n, 3, H, W) in [0, 1]) -> (n, T, d)``: token features for the structure distance;
+    ``perceptual(a, b) -> (n,)``: an LPIPS-like distance of pictures in [0, 1];
+    ``clip_score(pictures in [0, 1], prompts) -> (n,)``: 100 * max(cos, 0) of CLIP image and text embeddings.
+    """
+
+    def __init__(self, keys, perceptual, clip_score, names: dict[str, str]):
+        self.keys, self.perceptual, self.clip_score, self.names = keys, perceptual, clip_score, names
+
+
+def _oracle_features(oracle, pictures: torch.Tensor) -> list[torch.Tensor]:
+    """The oracle CNN's feature maps after its stem and each block (n, c, h, w), for pictures in [0, 1]."""
+    x, out = pictures * 2 - 1, []
+    for layer in oracle.features:
+        x = layer(x)
+        out.append(x)
+    return out
+
+
+def toy_backbones(weights=None) -> Backbones:
+    """Stand-ins from the tiny model (for when the official backbones are not on this machine):
+
+    * structure: cosine self-similarity of the attribute oracle's feature maps after its first block
+      (16 x 16 tokens at 128 px), in place of DINO ViT-B/8's last-layer keys;
+    * perceptual: LPIPS's form (unit-normalised channels, squared differences, spatial mean, summed over
+      layers) on the oracle's feature maps, with equal weights instead of LPIPS's learned ones;
+    * CLIP: the tiny model's own CLIP (128 px, trained on the world's captions).
+    """
+    from .models import TOY_WEIGHTS
+    from .toy.oracle import Oracle
+    from .toy.ship import load_clip
+    from transformers import CLIPTokenizer
+
+    weights = TOY_WEIGHTS if weights is None else weights
+    oracle = Oracle.load(weights / "oracle")
+    clip = load_clip(weights)
+    tokenizer = CLIPTokenizer.from_pretrained(weights / "tokenizer")
+
+    @torch.no_grad()
+    def keys(pictures):
+        f = _oracle_features(oracle, pictures)[1]  # (n, c, 16, 16) at 128 px
+        return f.flatten(2).transpose(1, 2)
+
+    @torch.no_grad()
+    def perceptual(a, b):
+        total = torch.zeros(len(a))
+        for fa, fb in zip(_oracle_features(oracle, a), _oracle_features(oracle, b)):
+            na = torch.nn.functional.normalize(fa, dim=1)
+            nb = torch.nn.functional.normalize(fb, dim=1)
+            total += (na - nb).pow(2).sum(1).mean(dim=(1, 2))
+        return total
+
+    return Backbones(keys, perceptual, _clip_scorer(clip, tokenizer, size=clip.config.vision_config.image_size, normalise=None),
+                     {"structure": "oracle CNN features (stand-in for DINO ViT-B/8)",
+                      "perceptual": "oracle CNN features, unit weights (stand-in for LPIPS-SqueezeNet)",
+                      "clip": "the tiny model's CLIP (stand-in for CLIP ViT-L/14)"})
+
+
+def _clip_scorer(clip, tokenizer, size: int, normalise):
+    @torch.no_grad()
+    def clip_score(pictures: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(pictures, size=(size, size), mode="bicubic", align_corners=False) \
+            if pictures.shape[-1] != size else pictures
+        x = (x * 2 - 1) if normalise is None else normalise(x)
+        device = next(clip.parameters()).device
+        image = clip.get_image_features(pixel_values=x.to(device))
+        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids.to(device)
+        text = clip.get_text_features(input_ids=ids)
+        image = image if isinstance(image, torch.Tensor) else image.pooler_output
+        text = text if isinstance(text, torch.Tensor) else text.pooler_output
+        cos = torch.nn.functional.cosine_similarity(image.float(), text.float(), dim=-1).cpu()
+        return 100 * cos.clamp_min(0)  # torchmetrics' CLIPScore: 100 * max(cos, 0)
+
+    return clip_score
+
+
+@torch.no_grad()
+def vit_last_keys(vit, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The keys of a transformers ViT's last attention layer, (n, 1 + patches, hidden): all heads side by side,
+    the CLS token included, as PIE-Bench's structure distance takes them from DINO ViT-B/8."""
+    # the last key projection in running order: "layers.11.attention.k_proj" in transformers 5,
+    # "encoder.layer.11.attention.attention.key" before
+    key_layers = [m for name, m in vit.named_modules() if name.endswith(("k_proj", "attention.key"))]
+    if not key_layers:
+        raise ValueError(f"{type(vit).__name__} has no attention key projection (k_proj / attention.key)")
+    captured = {}
+    handle = key_layers[-1].register_forward_hook(lambda module, inputs, output: captured.__setitem__("keys", output))
+    try:
+        vit(pixel_values=pixel_values)
+    finally:
+        handle.remove()
+    return captured["keys"]
+
+
+def official_backbones(device: str = "cpu") -> Backbones:
+    """DINO ViT-B/8, LPIPS (SqueezeNet) and CLIP ViT-L/14, from this machine's Hugging Face cache and
+    torchmetrics' LPIPS (which needs torchvision). Raises OSError saying what is missing."""
+    try:
+        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+        from transformers import CLIPModel, CLIPTokenizer, ViTModel
+
+        dino = ViTModel.from_pretrained(DINO, local_files_only=True, add_pooling_layer=False).to(device).eval()
+        clip = CLIPModel.from_pretrained(CLIP_L14, local_files_only=True).to(device).eval()
+        tokenizer = CLIPTokenizer.from_pretrained(CLIP_L14, local_files_only=True)
+        lpips = LearnedPerceptualImagePatchSimilarity(net_type="squeeze", normalize=True).to(device)
+    except Exception as e:  # noqa: BLE001 - any missing piece means: use the stand-ins
+        raise OSError(f"the official PIE-Bench backbones are not available here ({type(e).__name__}: {e}). "
+                      f"On a machine with internet access: huggingface-cli download {DINO}; huggingface-cli download "
+                      f"{CLIP_L14}; pip install torchvision (LPIPS's SqueezeNet). Otherwise use toy_backbones().") from None
+
+    imagenet = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    clip_norm = torch.tensor([0.4815, 0.4578, 0.4082]).view(1, 3, 1, 1), torch.tensor([0.2686, 0.2613, 0.2758]).view(1, 3, 1, 1)
+
+    def keys(pictures):
+        x = torch.nn.functional.interpolate(pictures, size=(224, 224), mode="bilinear", align_corners=False)
+        return vit_last_keys(dino, ((x - imagenet[0]) / imagenet[1]).to(device)).cpu()
+
+    @torch.no_grad()
+    def perceptual(a, b):
+        return torch.stack([lpips(a[i:i + 1].to(device), b[i:i + 1].to(device)).cpu() for i in range(len(a))])
+
+    return Backbones(keys, perceptual,
+                     _clip_scorer(clip, tokenizer, size=224, normalise=lambda x: (x - clip_norm[0]) / clip_norm[1]),
+                     {"structure": DINO, "perceptual": "LPIPS (SqueezeNet)", "clip": CLIP_L14})
+
+
+def available_backbones(device: str = "cpu", weights=None) -> Backbones:
+    """The official backbones when this machine has them, else the tiny model's stand-ins."""
+    try:
+        return official_backbones(device)
+    except OSError:
+        return toy_backbones(weights)
+
+
+# The seven columns of Direct Inversion's Table 1, with the paper's scalings.
+PIE_BENCH_COLUMNS = ("structure distance x1e3", "PSNR", "LPIPS x1e3", "MSE x1e4", "SSIM x1e2", "CLIP whole", "CLIP edited")
+
+
+def pie_bench_metrics(edited, source, masks, target_prompts: list[str], backbones: Backbones) -> dict[str, torch.Tensor]:
+    """The seven PIE-Bench metrics per picture, scaled as the paper reports them (see :data:`PIE_BENCH_COLUMNS`).
+
+    ``edited``, ``source``: pictures (see the module's docstring); ``masks``: bool (n, H, W), True = edited.
+    Background columns are NaN where the mask covers the whole picture.
+    """
+    a, b = unit_range(edited), unit_range(source)
+    keep_a, keep_b, empty = _pair(edited, source, masks, "background")
+    inside = unit_range(edited) * _masks(masks, a)
+    return {
+        "structure distance x1e3": 1e3 * structure_distance_from_keys(backbones.keys(a), backbones.keys(b)),
+        "PSNR": background_psnr(edited, source, masks),
+        "LPIPS x1e3": _nan_where(1e3 * backbones.perceptual(keep_a, keep_b), empty),
+        "MSE x1e4": 1e4 * background_mse(edited, source, masks),
+        "SSIM x1e2": 1e2 * background_ssim(edited, source, masks),
+        "CLIP whole": backbones.clip_score(a, target_prompts),
+        "CLIP edited": backbones.clip_score(inside, target_prompts),
+    }
+
+
+# -- what only a world with ground truth can measure: did the edit do what was asked? ------------------------
+GLOBAL_ATTRIBUTES = ("background", "style")
+
+
+def judged_attributes(scene) -> dict[str, str | None]:
+    """The attributes the oracle can judge in ``scene``: the background and style always, the object's
+    kind, colour, material, pose and accessory when there is exactly one object (the oracle reads one)."""
+    out = {"background": scene.background, "style": scene.style}
+    if len(scene.things) == 1:
+        t = scene.things[0]
+        out.update(kind=t.kind, colour=t.colour, material=t.material, pose=t.pose, extra=t.extra)
+    return out
+
+
+def oracle_edit_judgement(oracle, edited, edits) -> list[dict[str, float]]:
+    """Per edit: ``asked``, the fraction of the attributes the edit changes (source vs target scene) that the
+    oracle reads in the edited picture as the target has them; ``kept``, the fraction of the unchanged
+    attributes it reads as they were. NaN where there is nothing of the kind to judge (e.g. an object edit
+    in a scene of several objects: the oracle reads one object)."""
+    seen = oracle.read(unit_range(edited) * 2 - 1)
+    out = []
+    for read, e in zip(seen, edits):
+        src, tgt = judged_attributes(e.source), judged_attributes(e.target)
+        common = [a for a in src if a in tgt and src[a] is not None and tgt[a] is not None]
+        asked = [a for a in common if src[a] != tgt[a]]
+        kept = [a for a in common if src[a] == tgt[a]]
+        out.append({"asked": float(np.mean([read[a] == tgt[a] for a in asked])) if asked else math.nan,
+                    "kept": float(np.mean([read[a] == tgt[a] for a in kept])) if kept else math.nan})
+    return out

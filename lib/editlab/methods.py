@@ -1,0 +1,172 @@
+"""Every editing method behind one signature, so a benchmark can cross any inversion with any editor.
+
+    inverted = inversion.invert(pipe, picture, source_prompt, method="direct")
+    edited = methods.edit_with(pipe, inverted, "masactrl", target_prompt, blended_word="cat dog")
+    inversion_name, editor_name = methods.parse_method("direct+masactrl")
+
+An editor is a function ``(pipe, inverted, target_prompt, blended_word, settings) -> editing.Edited``
+(branch 0 the source branch, branch 1 the edit) that runs its paper's defaults as Direct Inversion's
+benchmark runs them; ``settings`` overrides some of them (each editor lists the ones it takes).
+
+| editor         | what the target borrows from the source branch              | defaults                      |
+| -------------- | ----------------------------------------------------------- | ----------------------------- |
+| "p2p"          | cross-attention maps (Refine), self-attention, LocalBlend   | 0.4 / 0.6, blended word x2    |
+| "masactrl"     | self-attention keys and values in the decoder               | step 4 of 50, layer 10 of 16  |
+| "pnp"          | decoder features and self-attention maps                    | 0.8 / 0.5 of the steps        |
+| "pix2pix-zero" | cross-attention maps, by gradient steps on its latent       | direction from sentence sets  |
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import editing, masactrl, p2p, pix2pix_zero, pnp
+from .inversion import METHODS as INVERSIONS
+from .inversion import Inverted
+
+Editor = Callable[[Any, Inverted, str, str, dict], editing.Edited]
+
+# Direct Inversion's result folders name the inversions this way ("directinversion+p2p").
+INVERSION_ALIASES = {"directinversion": "direct", "null-text-inversion": "null-text",
+                     "negative-prompt-inversion": "negative-prompt"}
+
+
+def _settings(editor: str, settings: dict | None, known: Iterable[str]) -> dict:
+    settings = dict(settings or {})
+    unknown = set(settings) - set(known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)} for {editor}; it takes {', '.join(sorted(known))}")
+    return settings
+
+
+def p2p_resolution(unet: torch.nn.Module) -> int:
+    """The cross-attention grid Prompt-to-Prompt's LocalBlend reads: 16 for SD (64x64 latents), half the
+    latent side for smaller UNets (8 for the toy's 16x16)."""
+    side = unet.config.sample_size
+    return 16 if side >= 64 else side // 2
+
+
+def run_p2p(pipe, inverted: Inverted, target_prompt: str, blended_word: str = "",
+            settings: dict | None = None) -> editing.Edited:
+    """Prompt-to-Prompt by :func:`editlab.p2p.paper_controller`. Settings: cross_replace, self_replace,
+    reweight, blend_threshold, blend_start, resolution, guidance."""
+    s = _settings("p2p", settings, ("cross_replace", "self_replace", "reweight", "blend_threshold", "blend_start",
+                                    "resolution", "guidance"))
+    guidance = s.pop("guidance", None)
+    s.setdefault("resolution", p2p_resolution(pipe.unet))
+    controller = p2p.paper_controller(pipe.tokenizer, [inverted.prompt, target_prompt], inverted.steps, blended_word, **s)
+    return editing.edit(pipe, inverted, [target_prompt], controller, guidance=guidance)
+
+
+def run_masactrl(pipe, inverted: Inverted, target_prompt: str, blended_word: str = "",
+                 settings: dict | None = None) -> editing.Edited:
+    """MasaCtrl by :func:`editlab.masactrl.paper_controller` (start step and layer scaled to the model).
+    Settings: start_step, start_layer, guidance. ``blended_word`` is not used."""
+    s = _settings("masactrl", settings, ("start_step", "start_layer", "guidance"))
+    guidance = s.pop("guidance", None)
+    controller = masactrl.paper_controller(pipe.unet, inverted.steps, **s)
+    return editing.edit(pipe, inverted, [target_prompt], controller, guidance=guidance)
+
+
+def run_pnp(pipe, inverted: Inverted, target_prompt: str, blended_word: str = "",
+            settings: dict | None = None) -> editing.Edited:
+    """Plug-and-Play by :func:`editlab.pnp.paper_controller`. Settings: feature_fraction,
+    attention_fraction, guidance. ``blended_word`` is not used."""
+    s = _settings("pnp", settings, ("feature_fraction", "attention_fraction", "guidance"))
+    guidance = s.pop("guidance", None)
+    controller = pnp.paper_controller(pipe.unet, **s)
+    return editing.edit(pipe, inverted, [target_prompt], controller, guidance=guidance)
+
+
+# directions by text encoder (dropped with it), then by (source phrase, target phrase, sentences, seed)
+_DIRECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def phrase_direction(pipe, source_phrase: str, target_phrase: str, sentences: int = 100, seed: int = 0) -> torch.Tensor:
+    """The pix2pix-zero direction (L, d) from ``source_phrase`` to ``target_phrase`` over ``sentences``
+    template sentences each (the same contexts for both, drawn with ``seed``); cached per pipeline."""
+    cache = _DIRECTIONS.setdefault(pipe.text_encoder, {})
+    key = (source_phrase, target_phrase, sentences, seed)
+    if key not in cache:
+        sources = pix2pix_zero.template_sentences(source_phrase, sentences, torch.Generator().manual_seed(seed))
+        targets = pix2pix_zero.template_sentences(target_phrase, sentences, torch.Generator().manual_seed(seed))
+        cache[key] = pix2pix_zero.edit_direction(pipe, sources, targets)
+    return cache[key]
+
+
+def prompt_direction(pipe, source_prompt: str, target_prompt: str, sentences: int = 100, seed: int = 0) -> torch.Tensor:
+    """The sum of the :func:`phrase_direction` of every phrase pair where the prompts differ
+    (:func:`editlab.pix2pix_zero.changed_phrases`)."""
+    pairs = pix2pix_zero.changed_phrases(source_prompt, target_prompt)
+    if not pairs:
+        raise ValueError(f"the prompts {source_prompt!r} and {target_prompt!r} do not differ in any word: pix2pix-zero "
+                         f"needs a target prompt that names the edit")
+    return sum(phrase_direction(pipe, s, t, sentences, seed) for s, t in pairs)
+
+
+def run_pix2pix_zero(pipe, inverted: Inverted, target_prompt: str, blended_word: str = "",
+                     settings: dict | None = None) -> editing.Edited:
+    """pix2pix-zero by :func:`editlab.pix2pix_zero.edit`. The direction comes from the words in which the
+    source and target prompts differ, through template sentence sets (``direction="templates"``, the
+    paper's recipe), or, as Direct Inversion's benchmark does, from the two prompts alone
+    (``direction="prompts"``: E(target prompt) - E(source prompt)).
+
+    The blended words are not used: for attribute edits PIE-Bench names the object twice ("cat cat"),
+    which would give a zero direction; the word difference ("blue" -> "pink") names the edit.
+    Settings: xa_guidance, official_offsets, direction, sentences, seed, guidance.
+    """
+    s = _settings("pix2pix-zero", settings, ("xa_guidance", "official_offsets", "direction", "sentences", "seed",
+                                             "guidance"))
+    how, sentences, seed = s.pop("direction", "templates"), s.pop("sentences", 100), s.pop("seed", 0)
+    if how == "templates":
+        direction = prompt_direction(pipe, inverted.prompt, target_prompt, sentences, seed)
+    elif how == "prompts":
+        direction = pix2pix_zero.edit_direction(pipe, [inverted.prompt], [target_prompt])
+    else:
+        raise ValueError(f"direction is 'templates' (sentence sets from the changed words) or 'prompts' (the two "
+                         f"prompts themselves), got {how!r}")
+    return pix2pix_zero.edit(pipe, inverted, direction, label=target_prompt, **s)
+
+
+EDITORS: dict[str, Editor] = {
+    "p2p": run_p2p,
+    "masactrl": run_masactrl,
+    "pnp": run_pnp,
+    "pix2pix-zero": run_pix2pix_zero,
+}
+
+
+def parse_method(name: str) -> tuple[str, str]:
+    """"direct+p2p" -> ("direct", "p2p"): an inversion of :data:`editlab.inversion.METHODS` and an editor
+    of :data:`EDITORS`. Direct Inversion's folder names ("directinversion+pnp") are understood too."""
+    if not isinstance(name, str) or name.count("+") != 1:
+        raise ValueError(f"a method is '<inversion>+<editor>', e.g. 'direct+p2p'; got {name!r}. Inversions: "
+                         f"{', '.join(INVERSIONS)}; editors: {', '.join(EDITORS)}")
+    inversion_name, editor_name = (part.strip().lower() for part in name.split("+"))
+    inversion_name = INVERSION_ALIASES.get(inversion_name, inversion_name)
+    if inversion_name not in INVERSIONS:
+        raise ValueError(f"unknown inversion {inversion_name!r} in {name!r}; choose one of {', '.join(INVERSIONS)}")
+    if editor_name not in EDITORS:
+        raise ValueError(f"unknown editor {editor_name!r} in {name!r}; choose one of {', '.join(EDITORS)}")
+    return inversion_name, editor_name
+
+
+def edit_with(pipe, inverted: Inverted, method: str, target_prompt: str, blended_word: str = "",
+              settings: dict | None = None) -> editing.Edited:
+    """Edit ``inverted`` towards ``target_prompt`` with the editor ``method`` ("p2p", ...), or with
+    "<inversion>+<editor>", whose inversion must be the one ``inverted`` was made with."""
+    editor_name = method
+    if isinstance(method, str) and "+" in method:
+        inversion_name, editor_name = parse_method(method)
+        if inversion_name != inverted.method:
+            raise ValueError(f"{method!r} asks for {inversion_name} inversion, but the picture was inverted with "
+                             f"{inverted.method!r}: invert it with method={inversion_name!r}, or name the editor alone")
+    if editor_name not in EDITORS:
+        raise ValueError(f"unknown editing method {method!r}; choose one of {', '.join(EDITORS)} "
+                         f"(or '<inversion>+<editor>', e.g. 'direct+p2p')")
+    if not isinstance(target_prompt, str) or not target_prompt.strip():
+        raise ValueError("the target prompt must be a non-empty string describing the edited picture")
+    return EDITORS[editor_name](pipe, inverted, target_prompt, blended_word, dict(settings or {}))
