@@ -9,13 +9,9 @@ never the source; Plug-and-Play leaves no hook behind; the guidance step lowers 
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from editlab import ddim, editing, inversion, masactrl, methods, pix2pix_zero, pnp
 from editlab.attention import AttentionStore, Compose, attention_layers
-from editlab.toy.configs import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG
-from editlab.toy.tokenizer import world_tokenizer
 
 torch.set_num_threads(1)
 STEPS = 5
@@ -27,16 +23,8 @@ FEW = {"sentences": 8}  # pix2pix-zero's sentence sets, kept small here
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    torch.manual_seed(0)
-    tokenizer = world_tokenizer()
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512,
-                                        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
-                                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id))
-    p = StableDiffusionPipeline(vae=AutoencoderKL(**VAE_CONFIG), text_encoder=text, tokenizer=tokenizer,
-                                unet=UNet2DConditionModel(**UNET_CONFIG), scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
-                                safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    return p.to(torch.float32)
+def pipe(random_pipe):
+    return random_pipe
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from editlab.bench.format import bracketed_spans, strip_brackets
-from editlab.world import KINDS
 from editlab.world.edits import EDIT_TYPES, Edit, bracket, make_edit
 
 PER_TYPE = 150  # edits of every type, at four sizes

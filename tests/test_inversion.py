@@ -9,28 +9,16 @@ branches alone and costs what DDIM costs.
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from editlab import editing, inversion
-from editlab.toy.configs import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG
-from editlab.toy.tokenizer import world_tokenizer
 
 STEPS = 6
 PROMPT = "a photo of a red cat sitting on the grass"
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    torch.manual_seed(0)
-    tokenizer = world_tokenizer()
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512,
-                                        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
-                                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id))
-    p = StableDiffusionPipeline(vae=AutoencoderKL(**VAE_CONFIG), text_encoder=text, tokenizer=tokenizer,
-                                unet=UNet2DConditionModel(**UNET_CONFIG), scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
-                                safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    return p.to(torch.float32)
+def pipe(random_pipe):
+    return random_pipe
 
 
 @pytest.fixture(scope="module")

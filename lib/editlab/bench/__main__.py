@@ -1,4 +1,9 @@
-"""Command line of the benchmark: ``python -m editlab.bench export --out DIR [--per-type N] [--size 128] [--seed S]``."""
+"""Command line of the benchmark.
+
+    python -m editlab.bench export --out DIR [--per-type N] [--size 128] [--seed S]   # our world as PIE-Bench
+    python -m editlab.bench stats DIR                                                 # counts per type
+    python -m editlab.bench run --bench DIR --methods ddim+p2p,direct+p2p --out DIR  # edit and score (resumable)
+"""
 
 from __future__ import annotations
 
@@ -30,9 +35,27 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     st = sub.add_parser("stats", help="count the edits of a benchmark folder (ours or the real PIE-Bench)")
     st.add_argument("bench", help="folder holding mapping_file.json")
+    ru = sub.add_parser("run", help="edit a benchmark with inversion+editor methods and score them (resumable)")
+    ru.add_argument("--bench", required=True, help="folder holding mapping_file.json (ours or the real PIE-Bench)")
+    ru.add_argument("--methods", required=True, type=lambda s: [m for m in s.split(",") if m.strip()],
+                    help="comma-separated <inversion>+<editor>, e.g. ddim+p2p,direct+p2p,direct+masactrl")
+    ru.add_argument("--out", required=True, help="results folder: pictures, times.jsonl, metrics.csv, summary.md")
+    ru.add_argument("--types", type=_types, default=None, help="only these edit type ids, e.g. 1,6,9")
+    ru.add_argument("--limit", type=int, default=None, help="at most this many edits per type")
+    ru.add_argument("--model", default="toy", help='"toy" or a Stable Diffusion 1.x hub id or folder')
+    ru.add_argument("--device", default="cpu")
+    ru.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the papers' 50)")
+    ru.add_argument("--score-only", action="store_true", help="only score pictures already edited")
+    ru.add_argument("--edit-only", action="store_true", help="only edit; score later")
     args = parser.parse_args(argv)
     try:
-        if args.command == "export":
+        if args.command == "run":
+            from .run import run
+
+            summary = run(args.bench, args.methods, args.out, args.types, args.limit, args.model, args.device,
+                          args.steps, score=not args.edit_only, edit=not args.score_only)
+            print(summary or f"edited into {args.out}; score with --score-only")
+        elif args.command == "export":
             path = export(args.out, per_type=args.per_type, size=args.size, seed=args.seed,
                           types=args.types, overwrite=args.overwrite)
             print(f"wrote {path}")
@@ -41,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             for (t, name), n in sorted(Counter((i.type_id, i.edit_type) for i in items).items()):
                 print(f"{t} {name:<28} {n}")
             print(f"{len(items)} edits")
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -19,7 +19,7 @@ from scipy.ndimage import binary_dilation, binary_erosion
 from . import styles
 from .captions import Wording, caption
 from .render import check_size, render
-from .scene import GROUND_BAND, MAX_OBJECTS, SKY_BAND, Scene, Thing, place, sample_scene, sample_thing
+from .scene import GROUND_BAND, MAX_OBJECTS, SKY_BAND, Scene, Thing, sample_scene, sample_thing
 from .vocab import BACKGROUND_NOUNS, BACKGROUNDS, EDIT_TYPES, KINDS, STYLE_NOUNS, STYLES
 
 RANDOM_PARTS = (1, 4, 5, 6, 7, 8, 9)  # what a random edit combines (2 or 3 of these, all different)

@@ -1,0 +1,202 @@
+"""Running inversion x editing methods over a PIE-Bench folder, and scoring them as the paper does.
+
+    python -m editlab.bench run --bench data/world_bench --methods ddim+p2p,direct+p2p --out results/run1
+
+Two phases, both resumable:
+
+1. **edit**: for every benchmark item, invert its picture once per inversion the methods need
+   (DDIM and Direct Inversion share one pivot path: Direct is a policy for the source branch, not
+   another inversion), run every method, and save ``<out>/<method>/<file_id>.png``; the seconds and
+   UNet calls of each edit go to ``<out>/times.jsonl``. Pictures already saved are not redone.
+2. **score**: the seven PIE-Bench metrics (:func:`editlab.metrics.pie_bench_metrics`) of every saved
+   picture, plus, where the benchmark has a ground truth (our world), the PSNR to it inside the mask
+   and the attribute oracle's judgement. Written as the official per-picture CSV layout
+   (``file_id, <method>|<metric>, ...``) to ``<out>/metrics.csv`` and aggregated (mean, standard error,
+   count) to ``<out>/summary.csv`` and ``<out>/summary.md``, whose header names the backbone of each
+   learned metric.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .. import inversion, metrics
+from ..methods import EDITORS, parse_method
+from ..models import load_pipeline, paper_settings, to_uint8
+from .export import EDITS_FILE
+from .load import BenchItem, load
+
+TIMES = "times.jsonl"
+
+
+def check_methods(names: list[str]) -> list[tuple[str, str, str]]:
+    """``["ddim+p2p", ...]`` -> ``[(name, inversion, editor), ...]``; unknown names raise ValueError."""
+    if not names:
+        raise ValueError("give at least one method, e.g. --methods ddim+p2p,direct+p2p")
+    return [(name, *parse_method(name)) for name in names]
+
+
+def _done(out: Path, method: str, item: BenchItem) -> bool:
+    return (out / method / f"{item.id}.png").exists()
+
+
+def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps: int, guidance: float,
+             progress: bool = True) -> None:
+    """Phase 1: every method on every item, skipping the pictures already saved in ``out``."""
+    plan = check_methods(methods)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, _, _ in plan:
+        (out / name).mkdir(exist_ok=True)
+    bar = tqdm(total=len(items) * len(plan), desc="edit", unit="edit", disable=not progress, mininterval=5)
+    for item in items:
+        todo = [(n, inv, ed) for n, inv, ed in plan if not _done(out, n, item)]
+        bar.update(len(plan) - len(todo))
+        inverted: dict[str, inversion.Inverted] = {}
+        for name, inv, editor in todo:
+            pivot_kind = "ddim" if inv == "direct" else inv  # Direct Inversion reuses DDIM's pivot path
+            if pivot_kind not in inverted:
+                inverted[pivot_kind] = inversion.invert(pipe, item.image, item.original_prompt, pivot_kind, steps, guidance)
+            base = inverted[pivot_kind]
+            inv_used = replace(base, method="direct") if inv == "direct" else base
+            blended = " ".join(item.blended_words) if item.blended_words else ""
+            edited = EDITORS[editor](pipe, inv_used, item.editing_prompt, blended, None)
+            picture = to_uint8(edited.targets)[0]
+            tmp = out / name / f".{item.id}.png"
+            Image.fromarray(picture).save(tmp, format="PNG")
+            with (out / TIMES).open("a") as f:  # the time first: a picture on disk always has its time
+                f.write(json.dumps({"method": name, "file_id": item.id, "inversion_seconds": round(base.seconds, 3),
+                                    "edit_seconds": round(edited.seconds, 3),
+                                    "unet_calls": base.unet_calls + edited.unet_calls}) + "\n")
+            tmp.replace(out / name / f"{item.id}.png")
+            bar.update(1)
+    bar.close()
+
+
+def read_times(out: Path) -> dict[str, dict[str, dict]]:
+    """``times[method][file_id]``: the last recorded time of each edit."""
+    times: dict[str, dict[str, dict]] = {}
+    path = out / TIMES
+    if path.exists():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            times.setdefault(row["method"], {})[row["file_id"]] = row
+    return times
+
+
+def _world_edits(bench: Path) -> dict:
+    from ..world.edits import Edit
+
+    path = Path(bench) / EDITS_FILE
+    if not path.exists():
+        return {}
+    return {k: Edit.from_dict(v) for k, v in json.loads(path.read_text()).items()}
+
+
+GROUND_TRUTH_COLUMNS = ("PSNR to truth in mask", "oracle: asked attribute", "oracle: kept attributes")
+
+
+def score_all(items: list[BenchItem], methods: list[str], out: Path, bench: Path,
+              backbones: metrics.Backbones | None = None, oracle=None, batch: int = 16) -> dict[str, dict[str, list[float]]]:
+    """Phase 2: per method and column, the value of every item (NaN where it cannot be measured)."""
+    backbones = backbones or metrics.available_backbones()
+    edits = _world_edits(bench)
+    scores: dict[str, dict[str, list[float]]] = {}
+    for name in methods:
+        missing = [i.id for i in items if not _done(out, name, i)]
+        if missing:
+            raise ValueError(f"{len(missing)} pictures of {name} are missing from {out / name} (e.g. {missing[0]}): "
+                             f"run the edit phase first (python -m editlab.bench run ... without --score-only)")
+        columns: dict[str, list[float]] = {}
+        for start in range(0, len(items), batch):
+            chunk = items[start:start + batch]
+            edited = np.stack([np.asarray(Image.open(out / name / f"{i.id}.png").convert("RGB")) for i in chunk])
+            source = np.stack([i.image for i in chunk])
+            masks = np.stack([i.mask for i in chunk])
+            values = metrics.pie_bench_metrics(edited, source, masks, [i.editing_prompt for i in chunk], backbones)
+            if all(i.ground_truth is not None for i in chunk):
+                truth = np.stack([i.ground_truth for i in chunk])
+                values["PSNR to truth in mask"] = metrics.edited_region_psnr(edited, truth, masks)
+            if oracle is not None and all(i.id in edits for i in chunk):
+                judged = metrics.oracle_edit_judgement(oracle, edited, [edits[i.id] for i in chunk])
+                values["oracle: asked attribute"] = torch.tensor([j["asked"] for j in judged])
+                values["oracle: kept attributes"] = torch.tensor([j["kept"] for j in judged])
+            for column, v in values.items():
+                columns.setdefault(column, []).extend(float(x) for x in v)
+        scores[name] = columns
+    return scores
+
+
+def write_tables(items: list[BenchItem], scores: dict[str, dict[str, list[float]]], out: Path,
+                 backbones: metrics.Backbones, times: dict[str, dict[str, dict]]) -> str:
+    """``metrics.csv`` (per picture, the official layout), ``summary.csv`` and ``summary.md``; returns the Markdown."""
+    methods = list(scores)
+    columns = [c for c in (*metrics.PIE_BENCH_COLUMNS, *GROUND_TRUTH_COLUMNS) if c in scores[methods[0]]]
+    with (out / "metrics.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_id"] + [f"{m}|{c}" for m in methods for c in columns])
+        for k, item in enumerate(items):
+            w.writerow([item.id] + [_fmt(scores[m][c][k]) for m in methods for c in columns])
+    rows = []
+    for m in methods:
+        row = {"method": m}
+        for c in columns:
+            row[c] = metrics.mean_and_error(scores[m][c])
+        t = [times.get(m, {}).get(i.id) for i in items]
+        t = [r["inversion_seconds"] + r["edit_seconds"] for r in t if r]
+        row["seconds per edit"] = (float(np.mean(t)), float(np.std(t) / math.sqrt(len(t))) if len(t) > 1 else math.nan, len(t)) \
+            if t else (math.nan, math.nan, 0)
+        rows.append(row)
+    heads = columns + ["seconds per edit"]
+    with (out / "summary.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method"] + [f"{c} {part}" for c in heads for part in ("mean", "stderr", "n")])
+        for r in rows:
+            w.writerow([r["method"]] + [_fmt(x) for c in heads for x in r[c]])
+    lines = [f"{len(items)} edits; mean ± standard error (edits without a background are left out of the background "
+             f"columns). Backbones: structure distance: {backbones.names['structure']}; LPIPS: "
+             f"{backbones.names['perceptual']}; CLIP: {backbones.names['clip']}.", "",
+             "| method | " + " | ".join(heads) + " |", "| --- |" + " ---: |" * len(heads)]
+    for r in rows:
+        lines.append(f"| {r['method']} | " + " | ".join(f"{r[c][0]:.2f} ± {r[c][1]:.2f}" for c in heads) + " |")
+    text = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(text)
+    return text
+
+
+def _fmt(x: float) -> str:
+    return "nan" if not math.isfinite(x) else f"{x:.6g}"
+
+
+def run(bench, methods: list[str], out, types=None, limit: int | None = None, model: str = "toy", device: str = "cpu",
+        steps: int | None = None, guidance: float | None = None, score: bool = True, edit: bool = True,
+        progress: bool = True) -> str | None:
+    """Both phases; returns the summary's Markdown (None with ``score=False``)."""
+    bench, out = Path(bench), Path(out)
+    check_methods(methods)
+    items = load(bench, types, limit)
+    if not items:
+        raise ValueError(f"no edits of types {types} in {bench}")
+    settings = paper_settings(model)
+    if edit:
+        pipe = load_pipeline(model, device=device)
+        edit_all(pipe, items, methods, out, steps or settings.steps, guidance or settings.guidance, progress)
+    if not score:
+        return None
+    backbones = metrics.available_backbones()
+    oracle = None
+    if model == "toy":
+        from ..models import TOY_WEIGHTS
+        from ..toy.oracle import Oracle
+
+        oracle = Oracle.load(TOY_WEIGHTS / "oracle")
+    scores = score_all(items, methods, out, bench, backbones, oracle)
+    return write_tables(items, scores, out, backbones, read_times(out))
