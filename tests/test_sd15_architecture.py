@@ -84,3 +84,27 @@ def test_the_instruct_pix2pix_unet_takes_the_picture_latents_as_four_more_channe
     assert path[-1].shape == x_T.shape and torch.isfinite(path[-1]).all()
     with pytest.raises(RuntimeError):  # without the picture the 8-channel UNet cannot run
         ddim.sample(unet, sd15.scheduler, x_T, encode_prompts(sd15, "make it blue"), steps=1)
+
+
+@pytest.fixture(scope="module")
+def sd15_128(sd15):
+    """SD v1.5's architecture with the UNet's default resolution set to 16x16 latents (128 px pictures):
+    ``sample_size`` only sets the default size, the weights and blocks are SD v1.5's."""
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**{**SD15_UNET, "sample_size": 16})
+    return StableDiffusionPipeline(vae=sd15.vae, text_encoder=sd15.text_encoder, tokenizer=sd15.tokenizer, unet=unet,
+                                   scheduler=DDIMScheduler(**SCHEDULER_CONFIG), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+@pytest.mark.parametrize("method", ["direct+p2p", "ddim+masactrl", "direct+pnp", "direct+pix2pix-zero"])
+def test_every_editor_runs_on_sd15(sd15_128, method):
+    from editlab import editing, inversion, methods
+
+    picture = (torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(2)) * 2 - 1)
+    inverted = inversion.invert(sd15_128, picture, "a photo of a cat", method.split("+")[0], steps=2)
+    edited = methods.edit_with(sd15_128, inverted, method, "a photo of a dog", "cat dog", settings={"sentences": 2}
+                               if "pix2pix" in method else None)
+    assert edited.pictures.shape == (2, 3, 128, 128) and torch.isfinite(edited.pictures).all()
+    if inverted.direct:
+        assert editing.drift(inverted, edited) == [0.0] * 3
