@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# FULL=True: the notebooks that have a quick and a full setting (05) run the full one.
 reproduce: install
-	$(BIN)/python tools/run_notebooks.py notebooks/[0-9]*.ipynb
+	$(BIN)/python tools/run_notebooks.py notebooks/[0-9]*.ipynb -p FULL True
 
 test: install
 	$(BIN)/python -m pytest tests --nbval-lax --nbval-current-env notebooks

@@ -104,3 +104,27 @@ def test_generate_draws_every_prompt_from_one_seeded_noise(pipe):
     assert torch.equal(a.latents[0][0], a.latents[0][1])
     torch.testing.assert_close(a.latents[-1][:1], b.latents[-1], rtol=1e-4, atol=1e-4)  # no controller: independent
     assert a.pictures.shape == (2, 3, 128, 128) and a.unet_calls == STEPS
+
+
+def test_each_step_keeps_the_null_embedding_its_own_optimisation_ended_with(pipe, inverted):
+    from editlab import ddim
+
+    nt = inverted["null-text"]
+    # step 0 by hand: Adam on the empty prompt's embedding, the guided step's error to z*_{T-1}
+    t = ddim.timesteps(pipe.scheduler, STEPS)[0]
+    a_t, a_s = ddim.alpha_bar(pipe.scheduler, t), ddim.alpha_bar(pipe.scheduler, ddim.previous_timestep(pipe.scheduler, t, STEPS))
+    z = nt.latents[-1]
+    null = nt.empty_embedding.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([null], lr=1e-2)
+    with torch.no_grad():
+        eps_cond = pipe.unet(z, t, encoder_hidden_states=nt.source_embedding).sample
+    pipe.unet.requires_grad_(False)
+    for _ in nt.null_losses[0]:
+        eps_null = pipe.unet(z, t, encoder_hidden_states=null).sample
+        loss = torch.nn.functional.mse_loss(ddim.ddim_step(z, eps_null + 7.5 * (eps_cond - eps_null), a_t, a_s), nt.pivot(0))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    pipe.unet.requires_grad_(True)
+    # Adam updates in place: later steps must not have changed the embedding step 0 ended with
+    torch.testing.assert_close(nt.null_embeddings[0], null.detach())

@@ -2,7 +2,8 @@
 
     python tools/run_notebooks.py notebooks/00_the_world.ipynb [...] [-p NAME VALUE ...]
 
-Each notebook runs in its own folder (so it finds ../figures) and is replaced only when it ran
+A parameter goes to the notebooks that declare it in their ``parameters`` cell (``-p FULL True``
+switches the notebooks that have a quick and a full setting). Each notebook runs in its own folder (so it finds ../figures) and is replaced only when it ran
 to the end: a failing notebook leaves the committed one untouched. Widget state is stripped
 (it bloats the file and the pictures are in the outputs).
 """
@@ -53,9 +54,13 @@ def main() -> int:
             params[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             params[name] = value
+    declared = {nb: set(papermill.inspect_notebook(str(nb))) for nb in args.notebooks}
+    unused = set(params) - set().union(*declared.values())
+    if unused:
+        parser.error(f"no notebook has the parameter(s) {sorted(unused)}")
     for nb in sorted(args.notebooks):
         print(f"running {nb} ...", flush=True)
-        seconds = run(nb, params)
+        seconds = run(nb, {k: v for k, v in params.items() if k in declared[nb]})  # each its own parameters
         print(f"  done in {seconds:.0f} s", flush=True)
     return 0
 

@@ -146,7 +146,7 @@ def null_text_optimisation(unet, scheduler, inverted: Inverted, inner_steps: int
                 if step_losses[-1] < early_stop + i * 2e-5:
                     break
             null = null.detach()
-            nulls.append(null)
+            nulls.append(null.clone())  # a copy: the next step's Adam goes on updating ``null`` in place
             losses.append(step_losses)
             with torch.no_grad():  # the next step starts from where the tuned guided step lands
                 eps_null = unet(latent, t, encoder_hidden_states=null).sample
