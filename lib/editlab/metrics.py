@@ -270,7 +270,7 @@ def pie_bench_metrics(edited, source, masks, target_prompts: list[str], backbone
     """
     a, b = unit_range(edited), unit_range(source)
     keep_a, keep_b, empty = _pair(edited, source, masks, "background")
-    inside = unit_range(edited) * _masks(masks, a)
+    inside = a * _masks(masks, a)  # the edited region only, the rest black
     return {
         "structure distance x1e3": 1e3 * structure_distance_from_keys(backbones.keys(a), backbones.keys(b)),
         "PSNR": background_psnr(edited, source, masks),
