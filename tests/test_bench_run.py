@@ -10,7 +10,7 @@ import torch
 
 from editlab import metrics
 from editlab.bench import export, load
-from editlab.bench.run import check_methods, edit_all, read_times, score_all, write_tables
+from editlab.bench.run import check_methods, edit_all, read_metrics, read_times, score_all, write_tables
 
 METHODS = ["ddim+p2p", "direct+p2p"]
 
@@ -32,7 +32,7 @@ def plain_backbones():
 
 def test_edits_every_item_once_and_resumes(random_pipe, bench, tmp_path):
     items = load(bench)
-    edit_all(random_pipe, items, METHODS, tmp_path, steps=3, guidance=7.5, progress=False)
+    edit_all(random_pipe, items, METHODS, tmp_path, steps=3, guidance=7.5, progress=False, batch=2)
     for m in METHODS:
         assert sorted(p.stem for p in (tmp_path / m).glob("*.png")) == sorted(i.id for i in items)
     times = read_times(tmp_path)
@@ -44,6 +44,12 @@ def test_edits_every_item_once_and_resumes(random_pipe, bench, tmp_path):
     lines = (tmp_path / "times.jsonl").read_text().count("\n")
     edit_all(random_pipe, items, METHODS, tmp_path, steps=3, guidance=7.5, progress=False)
     assert (tmp_path / "times.jsonl").read_text().count("\n") == lines  # nothing redone
+    assert all(t["inversion_batch"] == 2 for t in times["ddim+p2p"].values())  # both pictures inverted together
+    (tmp_path / "direct+p2p" / f"{items[1].id}.png").unlink()  # a run stopped before this picture was saved
+    edit_all(random_pipe, items, METHODS, tmp_path, steps=3, guidance=7.5, progress=False, batch=2)
+    redone = (tmp_path / "times.jsonl").read_text().splitlines()[lines:]
+    assert [(json.loads(r)["method"], json.loads(r)["file_id"], json.loads(r)["inversion_batch"]) for r in redone] \
+        == [("direct+p2p", items[1].id, 1)]  # only the missing picture, inverted alone
 
     scores = score_all(items, METHODS, tmp_path, bench, plain_backbones())
     markdown = write_tables(items, scores, tmp_path, plain_backbones(), read_times(tmp_path))
@@ -55,6 +61,10 @@ def test_edits_every_item_once_and_resumes(random_pipe, bench, tmp_path):
     assert all(math.isnan(scores["ddim+p2p"]["PSNR"][k]) for k in style)  # the whole picture is the edit
     assert scores["ddim+p2p"]["CLIP whole"] == [20.0] * len(items)
     assert "structure distance: pixels" in markdown and "| direct+p2p |" in markdown
+    back = read_metrics(tmp_path)
+    assert list(back["file_id"][""]) == [i.id for i in items]
+    np.testing.assert_allclose(back["direct+p2p"]["PSNR to truth in mask"],
+                               scores["direct+p2p"]["PSNR to truth in mask"], rtol=1e-5)
 
 
 def test_scoring_before_editing_says_what_to_do(bench, tmp_path):

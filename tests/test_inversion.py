@@ -128,3 +128,31 @@ def test_each_step_keeps_the_null_embedding_its_own_optimisation_ended_with(pipe
     pipe.unet.requires_grad_(True)
     # Adam updates in place: later steps must not have changed the embedding step 0 ended with
     torch.testing.assert_close(nt.null_embeddings[0], null.detach())
+
+
+def test_inverting_several_pictures_at_once_gives_each_its_own_inversion(pipe, picture):
+    # a second picture and prompt, and an early-stop threshold that one picture meets before the other
+    other = np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    prompts = [PROMPT, "a photo of a blue dog standing on the beach"]
+    options = {"inner_steps": 4, "early_stop": 0.4}  # at step 0 the first picture stops after 2 updates, the other after 4
+    together = inversion.invert_many(pipe, [picture, other], prompts, "null-text", steps=STEPS, **options)
+    stops = []
+    for j, pic in enumerate([picture, other]):
+        alone = inversion.invert(pipe, pic, prompts[j], "null-text", steps=STEPS, **options)
+        assert together[j].prompt == prompts[j] and together[j].extra["batch"] == 2
+        for a, b in zip(together[j].latents, alone.latents):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)  # batched kernels round differently
+        assert [len(x) for x in together[j].null_losses] == [len(x) for x in alone.null_losses]
+        stops.append([len(x) for x in alone.null_losses])
+        np.testing.assert_allclose(sum(together[j].null_losses, []), sum(alone.null_losses, []), rtol=1e-3, atol=1e-7)
+        for a, b in zip(together[j].null_embeddings, alone.null_embeddings):
+            # Adam divides by the gradient's size: where a gradient is ~0, rounding can flip an update's sign
+            # in a few elements, so the embeddings are compared as wholes
+            assert (a - b).norm() < 1e-3 * b.norm()
+        assert together[j].unet_calls == alone.unet_calls
+    assert stops[0] != stops[1]  # the pictures stopped at different inner steps: the freezing was exercised
+
+
+def test_inverting_several_pictures_needs_one_prompt_each(pipe, picture):
+    with pytest.raises(ValueError, match="one source prompt per picture"):
+        inversion.invert_many(pipe, [picture, picture], [PROMPT], "ddim", steps=STEPS)

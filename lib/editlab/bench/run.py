@@ -50,34 +50,45 @@ def _done(out: Path, method: str, item: BenchItem) -> bool:
 
 
 def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps: int, guidance: float,
-             progress: bool = True) -> None:
-    """Phase 1: every method on every item, skipping the pictures already saved in ``out``."""
+             progress: bool = True, batch: int = 8) -> None:
+    """Phase 1: every method on every item, skipping the pictures already saved in ``out``.
+
+    The items go in groups of ``batch``: each group's pictures are inverted together, in one UNet batch
+    (:func:`editlab.inversion.invert_many`; on a CPU this is what makes Null-text inversion affordable),
+    then every method edits each picture in turn."""
     plan = check_methods(methods)
     out.mkdir(parents=True, exist_ok=True)
     for name, _, _ in plan:
         (out / name).mkdir(exist_ok=True)
     bar = tqdm(total=len(items) * len(plan), desc="edit", unit="edit", disable=not progress, mininterval=5)
-    for item in items:
-        todo = [(n, inv, ed) for n, inv, ed in plan if not _done(out, n, item)]
-        bar.update(len(plan) - len(todo))
-        inverted: dict[str, inversion.Inverted] = {}
-        for name, inv, editor in todo:
-            pivot_kind = "ddim" if inv == "direct" else inv  # Direct Inversion reuses DDIM's pivot path
-            if pivot_kind not in inverted:
-                inverted[pivot_kind] = inversion.invert(pipe, item.image, item.original_prompt, pivot_kind, steps, guidance)
-            base = inverted[pivot_kind]
-            inv_used = replace(base, method="direct") if inv == "direct" else base
-            blended = " ".join(item.blended_words) if item.blended_words else ""
-            edited = EDITORS[editor](pipe, inv_used, item.editing_prompt, blended, None)
-            picture = to_uint8(edited.targets)[0]
-            tmp = out / name / f".{item.id}.png"
-            Image.fromarray(picture).save(tmp, format="PNG")
-            with (out / TIMES).open("a") as f:  # the time first: a picture on disk always has its time
-                f.write(json.dumps({"method": name, "file_id": item.id, "inversion_seconds": round(base.seconds, 3),
-                                    "edit_seconds": round(edited.seconds, 3),
-                                    "unet_calls": base.unet_calls + edited.unet_calls}) + "\n")
-            tmp.replace(out / name / f"{item.id}.png")
-            bar.update(1)
+    for start in range(0, len(items), batch):
+        group = items[start:start + batch]
+        todo = {item.id: [(n, inv, ed) for n, inv, ed in plan if not _done(out, n, item)] for item in group}
+        bar.update(sum(len(plan) - len(t) for t in todo.values()))
+        # Direct Inversion reuses DDIM's pivot path: it is a policy for the source branch, not another inversion
+        pivot_kinds = {"ddim" if inv == "direct" else inv for t in todo.values() for _, inv, _ in t}
+        inverted: dict[tuple[str, str], inversion.Inverted] = {}
+        for kind in sorted(pivot_kinds):
+            needed = [i for i in group if any(("ddim" if inv == "direct" else inv) == kind for _, inv, _ in todo[i.id])]
+            results = inversion.invert_many(pipe, [i.image for i in needed], [i.original_prompt for i in needed],
+                                            kind, steps, guidance)
+            inverted.update({(kind, i.id): r for i, r in zip(needed, results)})
+        for item in group:
+            for name, inv, editor in todo[item.id]:
+                base = inverted["ddim" if inv == "direct" else inv, item.id]
+                inv_used = replace(base, method="direct") if inv == "direct" else base
+                blended = " ".join(item.blended_words) if item.blended_words else ""
+                edited = EDITORS[editor](pipe, inv_used, item.editing_prompt, blended, None)
+                picture = to_uint8(edited.targets)[0]
+                tmp = out / name / f".{item.id}.png"
+                Image.fromarray(picture).save(tmp, format="PNG")
+                with (out / TIMES).open("a") as f:  # the time first: a picture on disk always has its time
+                    f.write(json.dumps({"method": name, "file_id": item.id, "inversion_seconds": round(base.seconds, 3),
+                                        "inversion_batch": base.extra.get("batch", 1),
+                                        "edit_seconds": round(edited.seconds, 3),
+                                        "unet_calls": base.unet_calls + edited.unet_calls}) + "\n")
+                tmp.replace(out / name / f"{item.id}.png")
+                bar.update(1)
     bar.close()
 
 
@@ -172,14 +183,30 @@ def write_tables(items: list[BenchItem], scores: dict[str, dict[str, list[float]
     return text
 
 
+def read_metrics(out) -> dict[str, dict[str, np.ndarray]]:
+    """``metrics.csv`` of a scored run read back: ``values[method][column]``, one value per edit in the
+    file's row order (NaN where the official script writes "nan"), and ``values["file_id"]``."""
+    with (Path(out) / "metrics.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise ValueError(f"{Path(out) / 'metrics.csv'} is empty: score the run first (python -m editlab.bench run ...)")
+    head, body = rows[0], rows[1:]
+    values: dict[str, dict[str, np.ndarray]] = {"file_id": {"": np.array([r[0] for r in body])}}
+    for k, name in enumerate(head[1:], start=1):
+        method, column = name.split("|", 1)
+        values.setdefault(method, {})[column] = np.array([float(r[k]) for r in body])
+    return values
+
+
 def _fmt(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.6g}"
 
 
 def run(bench, methods: list[str], out, types=None, limit: int | None = None, model: str = "toy", device: str = "cpu",
         steps: int | None = None, guidance: float | None = None, score: bool = True, edit: bool = True,
-        progress: bool = True) -> str | None:
-    """Both phases; returns the summary's Markdown (None with ``score=False``)."""
+        progress: bool = True, batch: int = 8) -> str | None:
+    """Both phases; returns the summary's Markdown (None with ``score=False``). ``batch``: pictures
+    inverted together in one UNet batch (lower it on a GPU short of memory)."""
     bench, out = Path(bench), Path(out)
     check_methods(methods)
     items = load(bench, types, limit)
@@ -188,7 +215,7 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
     settings = paper_settings(model)
     if edit:
         pipe = load_pipeline(model, device=device)
-        edit_all(pipe, items, methods, out, steps or settings.steps, guidance or settings.guidance, progress)
+        edit_all(pipe, items, methods, out, steps or settings.steps, guidance or settings.guidance, progress, batch)
     if not score:
         return None
     backbones = metrics.available_backbones()
