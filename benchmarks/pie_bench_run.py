@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+from editlab.bench.paper import METHODS as TABLE_1  # every row of Table 1 but StyleDiffusion
+
 ROOT = Path(__file__).resolve().parents[1]
-TABLE_1 = ["ddim+p2p", "null-text+p2p", "negative-prompt+p2p", "direct+p2p", "ddim+masactrl", "direct+masactrl",
-           "ddim+pix2pix-zero", "direct+pix2pix-zero", "ddim+pnp", "direct+pnp"]
 
 
 def main() -> int:

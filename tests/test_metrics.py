@@ -110,3 +110,23 @@ def test_the_oracle_judgement_counts_asked_and_kept_attributes():
 
     judged = metrics.oracle_edit_judgement(ReadsTheSource(edits), pictures, edits)
     assert all(j["asked"] == 0.0 and j["kept"] == 1.0 for j in judged)  # nothing was edited
+
+
+def test_paired_comparison_counts_gains_in_the_better_direction():
+    new, old = [1.0, 2.0, float("nan"), 5.0], [2.0, 2.0, 1.0, 3.0]
+    lower = metrics.paired_comparison(new, old, higher_is_better=False)  # e.g. structure distance
+    assert lower["n"] == 3 and lower["gain"] == pytest.approx((1 + 0 - 2) / 3)
+    assert lower["better"] == pytest.approx(1 / 3) and lower["worse"] == pytest.approx(1 / 3)
+    higher = metrics.paired_comparison(new, old, higher_is_better=True)  # e.g. PSNR
+    assert higher["gain"] == pytest.approx(-lower["gain"]) and higher["stderr"] == pytest.approx(lower["stderr"])
+    with pytest.raises(ValueError, match="same edits"):
+        metrics.paired_comparison([1.0], [1.0, 2.0], True)
+
+
+def test_paper_table_has_every_row_and_column_of_direct_inversion_table_1():
+    from editlab.bench import paper
+
+    assert paper.COLUMNS == metrics.PIE_BENCH_COLUMNS and len(paper.TABLE_1) == 11 and len(paper.METHODS) == 10
+    assert paper.paper_value("direct+p2p", "PSNR") == 27.22 and paper.paper_value("ddim+pnp", "CLIP edited") == 22.55
+    with pytest.raises(ValueError, match="no row"):
+        paper.paper_value("direct+p2q", "PSNR")

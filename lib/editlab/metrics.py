@@ -262,6 +262,30 @@ def available_backbones(device: str = "cpu", weights=None) -> Backbones:
 PIE_BENCH_COLUMNS = ("structure distance x1e3", "PSNR", "LPIPS x1e3", "MSE x1e4", "SSIM x1e2", "CLIP whole", "CLIP edited")
 
 
+# Which way is better, per column: a lower structure distance, LPIPS and MSE; a higher PSNR, SSIM and CLIP.
+HIGHER_IS_BETTER = {"structure distance x1e3": False, "PSNR": True, "LPIPS x1e3": False, "MSE x1e4": False,
+                    "SSIM x1e2": True, "CLIP whole": True, "CLIP edited": True, "PSNR to truth in mask": True,
+                    "oracle: asked attribute": True, "oracle: kept attributes": True}
+
+
+def paired_comparison(new, old, higher_is_better: bool) -> dict[str, float]:
+    """Method ``new`` against ``old`` on the same edits (per-edit values, NaN where not measured):
+    ``gain`` = mean of (new - old), sign-flipped so that positive means ``new`` is better, its standard
+    error ``stderr`` over the edits both measured, ``n`` that count, and ``better`` / ``worse`` the
+    fraction of those edits where ``new`` is strictly better / worse. Pairing removes the spread between
+    edits, which dwarfs the difference between methods."""
+    a, b = torch.as_tensor(new, dtype=torch.float64), torch.as_tensor(old, dtype=torch.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need the same edits: {tuple(a.shape)} vs {tuple(b.shape)}")
+    both = torch.isfinite(a) & torch.isfinite(b)
+    d = (a - b)[both] * (1 if higher_is_better else -1)
+    n = len(d)
+    if n == 0:
+        return {"gain": math.nan, "stderr": math.nan, "n": 0, "better": math.nan, "worse": math.nan}
+    return {"gain": d.mean().item(), "stderr": d.std().item() / math.sqrt(n) if n > 1 else math.nan, "n": n,
+            "better": (d > 0).double().mean().item(), "worse": (d < 0).double().mean().item()}
+
+
 def pie_bench_metrics(edited, source, masks, target_prompts: list[str], backbones: Backbones) -> dict[str, torch.Tensor]:
     """The seven PIE-Bench metrics per picture, scaled as the paper reports them (see :data:`PIE_BENCH_COLUMNS`).
 

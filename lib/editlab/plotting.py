@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 from typing import Sequence
@@ -12,7 +13,13 @@ import numpy as np
 
 def figures_dir() -> Path:
     """The repository's ``figures/`` folder, found from the working directory (a notebook runs in
-    ``notebooks/``); ``./figures`` when there is no repository around."""
+    ``notebooks/``); ``./figures`` when there is no repository around. The environment variable
+    ``EDITLAB_FIGURES`` names another folder (the tests' quick runs write there, not over the
+    committed figures)."""
+    if os.environ.get("EDITLAB_FIGURES"):
+        out = Path(os.environ["EDITLAB_FIGURES"])
+        out.mkdir(parents=True, exist_ok=True)
+        return out
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "figures").is_dir() and (folder / "notebooks").is_dir():
@@ -39,15 +46,20 @@ def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: fl
 
 def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int | None = None,
          cell: float = 1.9, wrap: int = 28, fontsize: float = 7, row_labels: Sequence[str] | None = None,
-         dpi: float = 80) -> plt.Figure:
+         dpi: float = 80, col_titles: Sequence[str] | None = None) -> plt.Figure:
     """A figure of pictures in a grid, each (H, W, 3) uint8 or (H, W) float, with optional titles
-    (wrapped at ``wrap`` characters) and labels on the left of each row. ``cell`` inches at ``dpi``
-    per picture: the default shows a 128-px picture at about its own size."""
+    (wrapped at ``wrap`` characters), labels on the left of each row, and ``col_titles`` over the top
+    row only (for a table of pictures). ``cell`` inches at ``dpi`` per picture: the default shows a
+    128-px picture at about its own size."""
     n = len(images)
     ncols = ncols or min(n, 6)
     nrows = -(-n // ncols)
+    if titles and len(titles) != n:
+        raise ValueError(f"{len(titles)} titles for {n} pictures; give one per picture, or col_titles for the top row")
     title_lines = max((len(textwrap.wrap(t, wrap)) for t in titles), default=0) if titles else 0
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, (cell + 0.13 * title_lines) * nrows), squeeze=False, dpi=dpi)
+    col_lines = max((len(textwrap.wrap(t, wrap)) for t in col_titles), default=0) if col_titles else 0
+    height = (cell + 0.13 * title_lines) * nrows + 0.13 * col_lines
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, height), squeeze=False, dpi=dpi)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -57,6 +69,8 @@ def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncol
         ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None, interpolation="nearest")
         if titles:
             ax.set_title("\n".join(textwrap.wrap(titles[i], wrap)), fontsize=fontsize)
+        elif col_titles and i < ncols:
+            ax.set_title("\n".join(textwrap.wrap(col_titles[i], wrap)), fontsize=fontsize)
         if row_labels and i % ncols == 0:
             ax.set_ylabel(row_labels[i // ncols], fontsize=fontsize + 1)
     fig.tight_layout()
