@@ -29,7 +29,7 @@ reproduce: install
 LONG_NOTEBOOKS := notebooks/06_pie_bench.ipynb
 
 test: install
-	$(BIN)/python -m pytest tests --nbval-lax --nbval-current-env notebooks $(addprefix --ignore=,$(LONG_NOTEBOOKS))
+	$(BIN)/python -m pytest --durations=8 tests --nbval-lax --nbval-current-env notebooks $(addprefix --ignore=,$(LONG_NOTEBOOKS))
 
 lab: install
 	$(BIN)/jupyter lab notebooks
