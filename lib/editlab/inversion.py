@@ -108,9 +108,9 @@ def invert_many(pipe, pictures, prompts: list[str], method: str = "direct", step
                          unet_calls=steps) for j, prompt in enumerate(prompts)]
     if method == "null-text":
         null_text_optimisation(pipe.unet, pipe.scheduler, inverted, **options)
+    seconds = (time.perf_counter() - t0) / len(inverted)
     for inv in inverted:
-        inv.seconds = (time.perf_counter() - t0) / len(inverted)
-        inv.extra["batch"] = len(inverted)
+        inv.seconds, inv.extra["batch"] = seconds, len(inverted)
     return inverted
 
 

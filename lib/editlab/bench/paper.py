@@ -5,6 +5,7 @@ the paper's table but not in this project (no inversion of that name exists here
 
 from __future__ import annotations
 
+# the same names as editlab.metrics.PIE_BENCH_COLUMNS (tested), written out so that bench/ needs no torch
 COLUMNS = ("structure distance x1e3", "PSNR", "LPIPS x1e3", "MSE x1e4", "SSIM x1e2", "CLIP whole", "CLIP edited")
 
 TABLE_1: dict[str, tuple[float, ...]] = {

@@ -45,6 +45,12 @@ def check_methods(names: list[str]) -> list[tuple[str, str, str]]:
     return [(name, *parse_method(name)) for name in names]
 
 
+def _pivot_kind(inversion_name: str) -> str:
+    """The inversion whose path a method starts from: Direct Inversion reuses DDIM's pivot path (it is a
+    policy for the source branch, not another inversion), the others their own."""
+    return "ddim" if inversion_name == "direct" else inversion_name
+
+
 def _done(out: Path, method: str, item: BenchItem) -> bool:
     return (out / method / f"{item.id}.png").exists()
 
@@ -65,17 +71,16 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
         group = items[start:start + batch]
         todo = {item.id: [(n, inv, ed) for n, inv, ed in plan if not _done(out, n, item)] for item in group}
         bar.update(sum(len(plan) - len(t) for t in todo.values()))
-        # Direct Inversion reuses DDIM's pivot path: it is a policy for the source branch, not another inversion
-        pivot_kinds = {"ddim" if inv == "direct" else inv for t in todo.values() for _, inv, _ in t}
+        pivot_kinds = {_pivot_kind(inv) for t in todo.values() for _, inv, _ in t}
         inverted: dict[tuple[str, str], inversion.Inverted] = {}
         for kind in sorted(pivot_kinds):
-            needed = [i for i in group if any(("ddim" if inv == "direct" else inv) == kind for _, inv, _ in todo[i.id])]
+            needed = [i for i in group if any(_pivot_kind(inv) == kind for _, inv, _ in todo[i.id])]
             results = inversion.invert_many(pipe, [i.image for i in needed], [i.original_prompt for i in needed],
                                             kind, steps, guidance)
             inverted.update({(kind, i.id): r for i, r in zip(needed, results)})
         for item in group:
             for name, inv, editor in todo[item.id]:
-                base = inverted["ddim" if inv == "direct" else inv, item.id]
+                base = inverted[_pivot_kind(inv), item.id]
                 inv_used = replace(base, method="direct") if inv == "direct" else base
                 blended = " ".join(item.blended_words) if item.blended_words else ""
                 edited = EDITORS[editor](pipe, inv_used, item.editing_prompt, blended, None)
