@@ -1,6 +1,6 @@
 """Wall time of the full PIE-Bench run (every row of Direct Inversion's Table 1) on this machine.
 
-    python benchmarks/pie_bench_run.py [--per-type 10] [--bench DIR] [--out DIR] [--batch 8] [--model toy]
+    python benchmarks/pie_bench_run.py [--per-type 10] [--bench DIR] [--out DIR] [--batch 8] [--edit-batch 4] [--model toy]
 
 Exports our world as a PIE-Bench folder (``--per-type`` edits of each of the ten types) unless ``--bench``
 already holds one, runs the ten methods notebook 06 reports (four inversions with Prompt-to-Prompt; DDIM and
@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "data/06_pie_bench/full")
     parser.add_argument("--methods", default=",".join(TABLE_1))
     parser.add_argument("--batch", type=int, default=8, help="pictures inverted together in one UNet batch")
+    parser.add_argument("--edit-batch", type=int, default=4, help="edits run together in one UNet batch")
     parser.add_argument("--model", default="toy")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -55,13 +56,14 @@ def main() -> int:
     exported = time.perf_counter()
     items = load(bench)
     pipe = load_pipeline(args.model, device=args.device)
-    edit_all(pipe, items, methods, args.out, settings.steps, settings.guidance, batch=args.batch)
+    edit_all(pipe, items, methods, args.out, settings.steps, settings.guidance, batch=args.batch,
+             edit_batch=args.edit_batch)
     edited = time.perf_counter()
     run(bench, methods, args.out, model=args.model, device=args.device, edit=False)
     scored = time.perf_counter()
 
     print(f"{len(items)} edits x {len(methods)} methods, {settings.steps} steps, w = {settings.guidance}, "
-          f"inversion batch {args.batch}, backbones: {metrics.available_backbones().names}")
+          f"inversion batch {args.batch}, edit batch {args.edit_batch}, backbones: {metrics.available_backbones().names}")
     print(f"export {exported - start:8.1f} s")
     print(f"edit   {edited - exported:8.1f} s")
     print(f"score  {scored - edited:8.1f} s")

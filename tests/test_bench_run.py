@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from editlab import metrics
 from editlab.bench import export, load
@@ -45,6 +46,7 @@ def test_edits_every_item_once_and_resumes(random_pipe, bench, tmp_path):
     edit_all(random_pipe, items, METHODS, tmp_path, steps=3, guidance=7.5, progress=False)
     assert (tmp_path / "times.jsonl").read_text().count("\n") == lines  # nothing redone
     assert all(t["inversion_batch"] == 2 for t in times["ddim+p2p"].values())  # both pictures inverted together
+    assert all(t["edit_batch"] == 2 for t in times["ddim+p2p"].values())  # and edited together
     (tmp_path / "direct+p2p" / f"{items[1].id}.png").unlink()  # a run stopped before this picture was saved
     edit_all(random_pipe, items, METHODS, tmp_path, steps=3, guidance=7.5, progress=False, batch=2)
     redone = (tmp_path / "times.jsonl").read_text().splitlines()[lines:]
@@ -65,6 +67,19 @@ def test_edits_every_item_once_and_resumes(random_pipe, bench, tmp_path):
     assert list(back["file_id"][""]) == [i.id for i in items]
     np.testing.assert_allclose(back["direct+p2p"]["PSNR to truth in mask"],
                                scores["direct+p2p"]["PSNR to truth in mask"], rtol=1e-5)
+
+
+def test_edits_in_one_batch_save_the_pictures_of_edits_one_at_a_time(random_pipe, bench, tmp_path):
+    items = load(bench)
+    edit_all(random_pipe, items, ["direct+masactrl"], tmp_path / "together", steps=3, guidance=7.5, progress=False)
+    edit_all(random_pipe, items, ["direct+masactrl"], tmp_path / "alone", steps=3, guidance=7.5, progress=False,
+             edit_batch=1)
+    for i in items:
+        together, alone = (np.asarray(Image.open(tmp_path / run / "direct+masactrl" / f"{i.id}.png"), dtype=int)
+                           for run in ("together", "alone"))
+        assert np.abs(together - alone).max() <= 1  # float rounding may move a pixel by one level
+    with pytest.raises(ValueError, match="at least 1"):
+        edit_all(random_pipe, items, ["direct+masactrl"], tmp_path, steps=3, guidance=7.5, edit_batch=0)
 
 
 def test_scoring_before_editing_says_what_to_do(bench, tmp_path):

@@ -112,9 +112,10 @@ def test_pnp_injects_the_source_features_per_half(pipe):
     controller = pnp.PlugAndPlay(pipe.unet)
     controller.begin(STEPS, 2, guided=True)
     features = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 2, 2)
-    assert controller.inject_features(None, (), features)[:, 0, 0, 0].tolist() == [0, 0, 2, 2]
+    assert controller.hooked_modules() == {"up_blocks.1.resnets.1.conv2"}
+    assert controller.edit_output("up_blocks.1.resnets.1.conv2", features)[:, 0, 0, 0].tolist() == [0, 0, 2, 2]
     controller.step_begin(int(0.8 * STEPS))  # past the feature steps
-    assert controller.inject_features(None, (), features) is None
+    assert controller.edit_output("up_blocks.1.resnets.1.conv2", features) is features
 
 
 @pytest.mark.parametrize("method", ["ddim", "direct"])

@@ -19,7 +19,8 @@ memory, so a controller asks only for the layers it needs).
 
 The batch the UNet sees holds ``n`` prompt branches (branch 0 the source, 1.. the targets), twice
 when classifier-free guidance is on: ``[uncond x n, cond x n]``. As in the official P2P code,
-controllers edit and record the conditional half only.
+controllers edit and record the conditional half only. :class:`Stacked` runs several edits' controllers
+side by side in one batch, each seeing only its own rows.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -123,6 +124,15 @@ class AttentionController:
         """Attention probabilities (batch, heads, q_tokens, k_tokens), rows summing to 1."""
         return probs
 
+    def hooked_modules(self) -> frozenset[str]:
+        """Names of UNet submodules (``"up_blocks.1.resnets.1.conv2"``) whose outputs :meth:`edit_output`
+        may change: Plug-and-Play's residual features. :func:`controlled` hooks them for the run."""
+        return frozenset()
+
+    def edit_output(self, module: str, output: torch.Tensor) -> torch.Tensor:
+        """The output (batch, ...) of the hooked submodule ``module``, possibly changed."""
+        return output
+
     # helpers for subclasses: the batch is [uncond x n, cond x n] (guided) or [cond x n]
     def halves(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Split a UNet-batch tensor (2n or n, ...) into its unconditional half (n, ...), None when not
@@ -140,6 +150,13 @@ class AttentionController:
     def join(self, uncond: torch.Tensor | None, cond: torch.Tensor) -> torch.Tensor:
         """The inverse of :meth:`halves`: (n, ...) and (n, ...) -> (2n, ...), or (n, ...) when not guided."""
         return cond if uncond is None else torch.cat([uncond, cond])
+
+    def source_everywhere(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (batch, ...) with every row of each half replaced by that half's source row (row 0): the
+        target branches take the source's queries, keys, values or features (MasaCtrl, Plug-and-Play)."""
+        uncond, cond = self.halves(x)
+        return self.join(None if uncond is None else uncond[:1].expand_as(uncond).contiguous(),
+                         cond[:1].expand_as(cond).contiguous())
 
     def edit_conditional(self, probs: torch.Tensor, new_cond: torch.Tensor) -> torch.Tensor:
         """``probs`` (batch, ...) with its conditional half replaced by ``new_cond`` (n, ...)."""
@@ -185,6 +202,97 @@ class Compose(AttentionController):
             if c.wants_probs(layer, resolution):  # only those that asked for this layer
                 probs = c.edit_probs(probs, layer, resolution)
         return probs
+
+    def hooked_modules(self) -> frozenset[str]:
+        return frozenset().union(*(c.hooked_modules() for c in self.controllers))
+
+    def edit_output(self, module: str, output: torch.Tensor) -> torch.Tensor:
+        for c in self.controllers:
+            if module in c.hooked_modules():
+                output = c.edit_output(module, output)
+        return output
+
+
+class Stacked(AttentionController):
+    """Several independent edits side by side in one UNet batch, each with its own controller.
+
+    Edit ``j`` has ``sizes[j]`` branches (its source and its targets); the loop runs them all as one
+    batch of ``N = sum(sizes)`` branches, ``[uncond x N, cond x N]`` under guidance, edit after edit
+    within each half. Every hook hands controller ``j`` only its own rows, laid out as if it ran alone
+    (``[uncond x sizes[j], cond x sizes[j]]``), and puts its answer back in place. So the edits do not
+    see one another, and a controller written for one edit works unchanged in a stack.
+
+    Why: on a CPU one UNet call on 4 edits (batch 16) costs 100 ms against 37 ms for one (batch 4),
+    so a benchmark that edits 4 pictures at once runs its editing steps in about two thirds of the time.
+    ``None`` stands for an edit without control (a plain reconstruction).
+    """
+
+    def __init__(self, controllers: Sequence[AttentionController | None], sizes: Sequence[int]):
+        if len(controllers) != len(sizes) or not sizes:
+            raise ValueError(f"Stacked needs one controller (or None) per edit and one size per edit, got "
+                             f"{len(controllers)} controllers and {len(sizes)} sizes")
+        if any(n < 1 for n in sizes):
+            raise ValueError(f"every edit has at least one branch (its source), got sizes {list(sizes)}")
+        self.controllers = tuple(AttentionController() if c is None else c for c in controllers)
+        self.sizes = tuple(int(n) for n in sizes)
+        self.offsets = tuple(sum(self.sizes[:j]) for j in range(len(self.sizes)))
+
+    def begin(self, steps: int, branches: int, guided: bool) -> None:
+        if branches != sum(self.sizes):
+            raise ValueError(f"Stacked was built for edits of {list(self.sizes)} branches ({sum(self.sizes)} in all), "
+                             f"the loop runs {branches}")
+        super().begin(steps, branches, guided)
+        for c, n in zip(self.controllers, self.sizes):
+            c.begin(steps, n, guided)
+
+    def step_begin(self, i: int) -> None:
+        super().step_begin(i)
+        for c in self.controllers:
+            c.step_begin(i)
+
+    def step_end(self, i: int, latents: torch.Tensor) -> torch.Tensor:
+        """``latents`` (N, C, h, w): each edit's rows go to its controller."""
+        return torch.cat([c.step_end(i, latents[o:o + n]) for c, o, n in zip(self.controllers, self.offsets, self.sizes)])
+
+    # one edit's rows of a UNet-batch tensor, and back
+    def split(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """A UNet-batch tensor (2N or N, ...) -> one tensor per edit (2 n_j or n_j, ...), each laid out as
+        that edit's own batch."""
+        uncond, cond = self.halves(x)
+        return [self.join(None if uncond is None else uncond[o:o + n], cond[o:o + n])
+                for o, n in zip(self.offsets, self.sizes)]
+
+    def merge(self, parts: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The inverse of :meth:`split`."""
+        if not self.guided:
+            return torch.cat(list(parts))
+        return torch.cat([p[:n] for p, n in zip(parts, self.sizes)] + [p[n:] for p, n in zip(parts, self.sizes)])
+
+    def wants_probs(self, layer: LayerInfo, resolution: int) -> bool:
+        return any([c.wants_probs(layer, resolution) for c in self.controllers])  # ask every one (no short cut)
+
+    def edit_qkv(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: LayerInfo,
+                 resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        parts = list(zip(self.split(q), self.split(k), self.split(v)))
+        edited = [c.edit_qkv(*part, layer, resolution) for c, part in zip(self.controllers, parts)]
+        if all(a is b for part, new in zip(parts, edited) for a, b in zip(part, new)):
+            return q, k, v  # nobody changed anything: keep the original tensors
+        return tuple(self.merge([new[m] for new in edited]) for m in range(3))
+
+    def edit_probs(self, probs: torch.Tensor, layer: LayerInfo, resolution: int) -> torch.Tensor:
+        parts = self.split(probs)
+        edited = [c.edit_probs(p, layer, resolution) if c.wants_probs(layer, resolution) else p
+                  for c, p in zip(self.controllers, parts)]
+        return probs if all(a is b for a, b in zip(parts, edited)) else self.merge(edited)
+
+    def hooked_modules(self) -> frozenset[str]:
+        return frozenset().union(*(c.hooked_modules() for c in self.controllers))
+
+    def edit_output(self, module: str, output: torch.Tensor) -> torch.Tensor:
+        parts = self.split(output)
+        edited = [c.edit_output(module, p) if module in c.hooked_modules() else p
+                  for c, p in zip(self.controllers, parts)]
+        return output if all(a is b for a, b in zip(parts, edited)) else self.merge(edited)
 
 
 class AttentionStore(AttentionController):
@@ -336,11 +444,25 @@ def attention_probs(attn: Attention, q: torch.Tensor, k: torch.Tensor,
 # -- installing ------------------------------------------------------------------------------------
 @contextmanager
 def controlled(unet: torch.nn.Module, controller: AttentionController) -> Iterator[AttentionController]:
-    """Run ``unet`` with every attention layer asking ``controller``; the processors it had before
-    (whatever they were) are put back on exit, also when the body raises."""
+    """Run ``unet`` with every attention layer asking ``controller``, and with a forward hook on each
+    of its :meth:`~AttentionController.hooked_modules` (torch's ``register_forward_hook``) handing the
+    output to ``edit_output``. The processors it had before (whatever they were) are put back and the
+    hooks removed on exit, also when the body raises."""
+    modules = {}
+    for name in sorted(controller.hooked_modules()):
+        try:
+            modules[name] = unet.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"{type(controller).__name__} hooks {name!r}, which this UNet does not have") from None
+    hooks = []
     previous = unet.attn_processors
     unet.set_attn_processor({layer.name: ControlledProcessor(controller, layer) for layer in attention_layers(unet)})
     try:
+        for name, module in modules.items():
+            hooks.append(module.register_forward_hook(
+                lambda _module, _inputs, output, name=name: controller.edit_output(name, output)))
         yield controller
     finally:
         unet.set_attn_processor(dict(previous))  # set_attn_processor empties the dict it is given
+        for hook in hooks:
+            hook.remove()

@@ -6,19 +6,22 @@ controller (Prompt-to-Prompt, MasaCtrl, ...; see :mod:`editlab.attention`) lets 
 branches borrow from the source branch; the inversion decides what the source branch is
 (:class:`editlab.inversion.Inverted`): its unconditional embedding per step, and, for Direct
 Inversion, the correction that puts it back on the pivot path after every step.
+
+:func:`edit_many` runs several such edits side by side in one batch (each with its own controller, its
+own unconditional embeddings and its own pivot path), which a benchmark on a CPU uses to run faster.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Sequence
 
 import torch
 
 from . import ddim
-from .attention import AttentionController, controlled
+from .attention import AttentionController, Stacked, controlled
 from .inversion import Inverted
 from .models import decode_latents, encode_prompts, initial_noise
 
@@ -58,40 +61,23 @@ def encode_branches(pipe, inverted: Inverted, target_prompts: list[str]) -> torc
     return torch.cat([inverted.source_embedding, encode_prompts(pipe, target_prompts)])
 
 
-@contextmanager
-def attached(unet: torch.nn.Module, controller: AttentionController | None) -> Iterator[None]:
-    """Enter ``attach(unet)`` (extra hooks on the UNet) of ``controller`` and of the controllers it
-    composes (:class:`~editlab.attention.Compose`), for those that have one; exit them all at the end."""
-    with ExitStack() as stack:
-        pending = [controller]
-        while pending:
-            c = pending.pop()
-            attach = getattr(c, "attach", None)
-            if attach is not None:
-                stack.enter_context(attach(unet))
-            pending.extend(getattr(c, "controllers", ()))
-        yield
-
-
 @torch.no_grad()
 def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable[[int], torch.Tensor], steps: int,
             guidance: float, controller: AttentionController | None = None,
-            pivot: Callable[[int], torch.Tensor] | None = None) -> tuple[list[torch.Tensor], int]:
+            pivot: Callable[[int], torch.Tensor] | None = None, pivot_rows: Sequence[int] = (0,)
+            ) -> tuple[list[torch.Tensor], int]:
     """The loop itself: DDIM from ``x_T`` (n, C, h, w) with prompt states ``cond`` (n, L, d), the
-    unconditional embedding ``unconditional(i)`` (1, L, d) of step ``i``, and ``controller`` on the
-    UNet's attention. With ``pivot``, branch 0 is put on ``pivot(i)`` after step ``i`` (Direct
-    Inversion). Returns every latent ``[x_T, ..., x_0]`` and the number of UNet calls.
-
-    A controller that needs more than the attention layers (Plug-and-Play's residual features) has a
-    method ``attach(unet)`` returning a context manager (see :func:`attached`); it is entered around
-    the loop, after the attention processors are in place, and exited (its hooks removed) also when
-    the loop raises."""
+    unconditional embedding ``unconditional(i)`` of step ``i`` ((1, L, d) shared, or (n, L, d) one per
+    branch), and ``controller`` on the UNet (:func:`editlab.attention.controlled`). With ``pivot``, the
+    branches ``pivot_rows`` (the source branch 0 of one edit; each edit's source when several run
+    together) are put on ``pivot(i)`` (len(pivot_rows), C, h, w) after step ``i`` (Direct Inversion).
+    Returns every latent ``[x_T, ..., x_0]`` and the number of UNet calls."""
     n, x = len(x_T), x_T
     path = [x]
+    rows = list(pivot_rows)
     if controller is not None:
         controller.begin(steps, n, guided=guidance != 1.0)
-    with controlled(pipe.unet, controller) if controller is not None else nullcontext(), \
-            attached(pipe.unet, controller):
+    with controlled(pipe.unet, controller) if controller is not None else nullcontext():
         for i, t in enumerate(ddim.timesteps(pipe.scheduler, steps)):
             if controller is not None:
                 controller.step_begin(i)
@@ -103,7 +89,8 @@ def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable
             if pivot is not None:
                 # Direct Inversion (Ju et al. 2024): z^src_{t-1} += z*_{t-1} - z^src_{t-1}, i.e. the source
                 # branch lands on the pivot path; the target branches are left as they are.
-                x = torch.cat([pivot(i), x[1:]])
+                x = x.clone()
+                x[rows] = pivot(i).to(x)
             path.append(x)
     return path, steps
 
@@ -115,15 +102,58 @@ def edit(pipe, inverted: Inverted, target_prompts: list[str] | str = (), control
 
     With no target prompts this is the inversion's reconstruction (notebooks 04 and 05 measure its drift).
     """
-    prompts = [inverted.prompt] + check_prompts(target_prompts)
-    w = inverted.guidance if guidance is None else guidance
-    cond = encode_branches(pipe, inverted, prompts[1:])
-    x_T = inverted.latents[-1].expand(len(prompts), -1, -1, -1)  # every branch starts from z*_T
+    return edit_many(pipe, [inverted], [target_prompts], [controller], guidance, decode)[0]
+
+
+def check_together(inverted: Sequence[Inverted], guidance: float | None) -> float:
+    """The guidance scale several edits share, after checking that they can run in one batch."""
+    if not inverted:
+        raise ValueError("give at least one inverted picture to edit")
+    scales = {inv.guidance if guidance is None else guidance for inv in inverted}
+    steps = {inv.steps for inv in inverted}
+    if len(scales) > 1 or len(steps) > 1:
+        raise ValueError(f"edits run together in one batch share their steps and guidance scale; got steps "
+                         f"{sorted(steps)} and guidance {sorted(scales)}: edit them in separate calls")
+    return scales.pop()
+
+
+def edit_many(pipe, inverted: Sequence[Inverted], target_prompts: Sequence[list[str] | str],
+              controllers: Sequence[AttentionController | None], guidance: float | None = None,
+              decode: bool = True) -> list[Edited]:
+    """Several edits in one batch of UNet calls: edit ``j`` denoises ``[inverted[j].prompt,
+    *target_prompts[j]]`` with ``controllers[j]``, exactly as :func:`edit` would alone (its controller
+    sees only its own branches, through :class:`~editlab.attention.Stacked`; its unconditional
+    embedding and pivot path are its own inversion's). The edits must share their steps and guidance.
+
+    ``Edited.seconds`` of each is the batch's time divided by the number of edits."""
+    if not len(inverted) == len(target_prompts) == len(controllers):
+        raise ValueError(f"edit_many needs one target prompt list and one controller (or None) per inverted picture: "
+                         f"got {len(inverted)} pictures, {len(target_prompts)} prompt lists, {len(controllers)} controllers")
+    w = check_together(inverted, guidance)
+    prompts = [[inv.prompt] + check_prompts(targets) for inv, targets in zip(inverted, target_prompts)]
+    sizes = [len(p) for p in prompts]
+    cond = torch.cat([encode_branches(pipe, inv, p[1:]) for inv, p in zip(inverted, prompts)])
+    x_T = torch.cat([inv.latents[-1].expand(n, -1, -1, -1) for inv, n in zip(inverted, sizes)])  # every branch from z*_T
+    controller = controllers[0] if len(inverted) == 1 else Stacked(controllers, sizes)
+
+    def unconditional(i: int) -> torch.Tensor:  # each edit's own: the empty prompt, or its null-text embedding
+        if len(inverted) == 1:
+            return inverted[0].unconditional(i)
+        return torch.cat([inv.unconditional(i).expand(n, -1, -1) for inv, n in zip(inverted, sizes)])
+
+    direct = [j for j, inv in enumerate(inverted) if inv.direct]
+    offsets = [sum(sizes[:j]) for j in range(len(sizes))]
+
+    def pivot(i: int) -> torch.Tensor:
+        return torch.cat([inverted[j].pivot(i) for j in direct])
+
     t0 = time.perf_counter()
-    path, calls = denoise(pipe, x_T, cond, inverted.unconditional, inverted.steps, w, controller,
-                          pivot=inverted.pivot if inverted.direct else None)
+    path, calls = denoise(pipe, x_T, cond, unconditional, inverted[0].steps, w, controller,
+                          pivot=pivot if direct else None, pivot_rows=[offsets[j] for j in direct])
     pictures = decode_latents(pipe, path[-1]) if decode else torch.empty(0)
-    return Edited(prompts, pictures, path, time.perf_counter() - t0, calls)
+    seconds = (time.perf_counter() - t0) / len(inverted)
+    return [Edited(p, pictures[o:o + n], [x[o:o + n] for x in path], seconds, calls)
+            for p, o, n in zip(prompts, offsets, sizes)]
 
 
 def generate(pipe, prompts: list[str], generator: torch.Generator, controller: AttentionController | None = None,

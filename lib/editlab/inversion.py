@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from . import ddim
 from .models import as_tensor, encode_pictures, encode_prompts, picture_size

@@ -60,13 +60,6 @@ def paper_settings(unet: torch.nn.Module, steps: int) -> dict[str, int]:
             "start_layer": _round(PAPER_START_LAYER * layers / PAPER_SELF_LAYERS)}
 
 
-def _source_everywhere(controller: AttentionController, x: torch.Tensor) -> torch.Tensor:
-    """``x`` (batch, ...) with every row of each half replaced by that half's source row (row 0)."""
-    uncond, cond = controller.halves(x)
-    return controller.join(None if uncond is None else uncond[:1].expand_as(uncond).contiguous(),
-                           cond[:1].expand_as(cond).contiguous())
-
-
 class MutualSelfAttention(AttentionController):
     """Mutual self-attention: from step ``start_step`` on, in the self-attention layers from
     ``start_layer`` on (counted over ``unet``'s self-attention layers in running order), every branch
@@ -98,7 +91,7 @@ class MutualSelfAttention(AttentionController):
         if not self.active(layer):
             return q, k, v
         # softmax(Q_target K_source^T / sqrt(d)) V_source: the targets keep their queries
-        return q, _source_everywhere(self, k), _source_everywhere(self, v)
+        return q, self.source_everywhere(k), self.source_everywhere(v)
 
 
 def paper_controller(unet: torch.nn.Module, steps: int, **overrides: int) -> MutualSelfAttention:

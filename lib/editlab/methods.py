@@ -4,9 +4,12 @@
     edited = methods.edit_with(pipe, inverted, "masactrl", target_prompt, blended_word="cat dog")
     inversion_name, editor_name = methods.parse_method("direct+masactrl")
 
-An editor is a function ``(pipe, inverted, target_prompt, blended_word, settings) -> editing.Edited``
-(branch 0 the source branch, branch 1 the edit) that runs its paper's defaults as Direct Inversion's
-benchmark runs them; ``settings`` overrides some of them (each editor lists the ones it takes).
+An editor is a function ``(pipe, inverted, target_prompts, blended_words, settings) -> [editing.Edited]``
+over lists (one picture, target prompt and blended words per edit), which edits them all in one batch
+of UNet calls (:func:`editlab.editing.edit_many`) and returns one result per picture (branch 0 the
+source branch, branch 1 the edit). It runs its paper's defaults as Direct Inversion's benchmark runs
+them; ``settings`` overrides some of them (each editor lists the ones it takes). :func:`edit_with`
+edits one picture, :func:`edit_many_with` several.
 
 | editor         | what the target borrows from the source branch              | defaults                      |
 | -------------- | ----------------------------------------------------------- | ----------------------------- |
@@ -27,7 +30,7 @@ from . import editing, masactrl, p2p, pix2pix_zero, pnp
 from .inversion import METHODS as INVERSIONS
 from .inversion import Inverted
 
-Editor = Callable[[Any, Inverted, str, str, dict], editing.Edited]
+Editor = Callable[[Any, list[Inverted], list[str], list[str], dict], list[editing.Edited]]
 
 # Direct Inversion's result folders name the inversions this way ("directinversion+p2p").
 INVERSION_ALIASES = {"directinversion": "direct", "null-text-inversion": "null-text",
@@ -49,36 +52,37 @@ def p2p_resolution(unet: torch.nn.Module) -> int:
     return 16 if side >= 64 else side // 2
 
 
-def run_p2p(pipe, inverted: Inverted, target_prompt: str, blended_word: str = "",
-            settings: dict | None = None) -> editing.Edited:
+def run_p2p(pipe, inverted: list[Inverted], target_prompts: list[str], blended_words: list[str],
+            settings: dict | None = None) -> list[editing.Edited]:
     """Prompt-to-Prompt by :func:`editlab.p2p.paper_controller`. Settings: cross_replace, self_replace,
     reweight, blend_threshold, blend_start, resolution, guidance."""
     s = _settings("p2p", settings, ("cross_replace", "self_replace", "reweight", "blend_threshold", "blend_start",
                                     "resolution", "guidance"))
     guidance = s.pop("guidance", None)
     s.setdefault("resolution", p2p_resolution(pipe.unet))
-    controller = p2p.paper_controller(pipe.tokenizer, [inverted.prompt, target_prompt], inverted.steps, blended_word, **s)
-    return editing.edit(pipe, inverted, [target_prompt], controller, guidance=guidance)
+    controllers = [p2p.paper_controller(pipe.tokenizer, [inv.prompt, target], inv.steps, blended, **s)
+                   for inv, target, blended in zip(inverted, target_prompts, blended_words)]
+    return editing.edit_many(pipe, inverted, [[t] for t in target_prompts], controllers, guidance=guidance)
 
 
-def run_masactrl(pipe, inverted: Inverted, target_prompt: str, blended_word: str = "",
-                 settings: dict | None = None) -> editing.Edited:
+def run_masactrl(pipe, inverted: list[Inverted], target_prompts: list[str], blended_words: list[str],
+                 settings: dict | None = None) -> list[editing.Edited]:
     """MasaCtrl by :func:`editlab.masactrl.paper_controller` (start step and layer scaled to the model).
-    Settings: start_step, start_layer, guidance. ``blended_word`` is not used."""
+    Settings: start_step, start_layer, guidance. The blended words are not used."""
     s = _settings("masactrl", settings, ("start_step", "start_layer", "guidance"))
     guidance = s.pop("guidance", None)
-    controller = masactrl.paper_controller(pipe.unet, inverted.steps, **s)
-    return editing.edit(pipe, inverted, [target_prompt], controller, guidance=guidance)
+    controllers = [masactrl.paper_controller(pipe.unet, inv.steps, **s) for inv in inverted]
+    return editing.edit_many(pipe, inverted, [[t] for t in target_prompts], controllers, guidance=guidance)
 
 
-def run_pnp(pipe, inverted: Inverted, target_prompt: str, blended_word: str = "",
-            settings: dict | None = None) -> editing.Edited:
+def run_pnp(pipe, inverted: list[Inverted], target_prompts: list[str], blended_words: list[str],
+            settings: dict | None = None) -> list[editing.Edited]:
     """Plug-and-Play by :func:`editlab.pnp.paper_controller`. Settings: feature_fraction,
-    attention_fraction, guidance. ``blended_word`` is not used."""
+    attention_fraction, guidance. The blended words are not used."""
     s = _settings("pnp", settings, ("feature_fraction", "attention_fraction", "guidance"))
     guidance = s.pop("guidance", None)
-    controller = pnp.paper_controller(pipe.unet, **s)
-    return editing.edit(pipe, inverted, [target_prompt], controller, guidance=guidance)
+    controllers = [pnp.paper_controller(pipe.unet, **s) for _ in inverted]
+    return editing.edit_many(pipe, inverted, [[t] for t in target_prompts], controllers, guidance=guidance)
 
 
 # directions by text encoder (dropped with it), then by (source phrase, target phrase, sentences, seed)
@@ -107,10 +111,10 @@ def prompt_direction(pipe, source_prompt: str, target_prompt: str, sentences: in
     return sum(phrase_direction(pipe, s, t, sentences, seed) for s, t in pairs)
 
 
-def run_pix2pix_zero(pipe, inverted: Inverted, target_prompt: str, blended_word: str = "",
-                     settings: dict | None = None) -> editing.Edited:
-    """pix2pix-zero by :func:`editlab.pix2pix_zero.edit`. The direction comes from the words in which the
-    source and target prompts differ, through template sentence sets (``direction="templates"``, the
+def run_pix2pix_zero(pipe, inverted: list[Inverted], target_prompts: list[str], blended_words: list[str],
+                     settings: dict | None = None) -> list[editing.Edited]:
+    """pix2pix-zero by :func:`editlab.pix2pix_zero.edit_many`. The direction comes from the words in which
+    the source and target prompts differ, through template sentence sets (``direction="templates"``, the
     paper's recipe), or, as Direct Inversion's benchmark does, from the two prompts alone
     (``direction="prompts"``: E(target prompt) - E(source prompt)).
 
@@ -121,14 +125,16 @@ def run_pix2pix_zero(pipe, inverted: Inverted, target_prompt: str, blended_word:
     s = _settings("pix2pix-zero", settings, ("xa_guidance", "official_offsets", "direction", "sentences", "seed",
                                              "guidance"))
     how, sentences, seed = s.pop("direction", "templates"), s.pop("sentences", 100), s.pop("seed", 0)
-    if how == "templates":
-        direction = prompt_direction(pipe, inverted.prompt, target_prompt, sentences, seed)
-    elif how == "prompts":
-        direction = pix2pix_zero.edit_direction(pipe, [inverted.prompt], [target_prompt])
-    else:
+    if how not in ("templates", "prompts"):
         raise ValueError(f"direction is 'templates' (sentence sets from the changed words) or 'prompts' (the two "
                          f"prompts themselves), got {how!r}")
-    return pix2pix_zero.edit(pipe, inverted, direction, label=target_prompt, **s)
+    if how == "templates":
+        directions = [prompt_direction(pipe, inv.prompt, target, sentences, seed)
+                      for inv, target in zip(inverted, target_prompts)]
+    else:
+        directions = [pix2pix_zero.edit_direction(pipe, [inv.prompt], [target])
+                      for inv, target in zip(inverted, target_prompts)]
+    return pix2pix_zero.edit_many(pipe, inverted, directions, labels=target_prompts, **s)
 
 
 EDITORS: dict[str, Editor] = {
@@ -158,15 +164,31 @@ def edit_with(pipe, inverted: Inverted, method: str, target_prompt: str, blended
               settings: dict | None = None) -> editing.Edited:
     """Edit ``inverted`` towards ``target_prompt`` with the editor ``method`` ("p2p", ...), or with
     "<inversion>+<editor>", whose inversion must be the one ``inverted`` was made with."""
+    return edit_many_with(pipe, [inverted], method, [target_prompt], [blended_word], settings)[0]
+
+
+def edit_many_with(pipe, inverted: list[Inverted], method: str, target_prompts: list[str],
+                   blended_words: list[str] | None = None, settings: dict | None = None) -> list[editing.Edited]:
+    """:func:`edit_with` for several pictures, edited together in one batch of UNet calls; each result is
+    the one :func:`edit_with` gives alone (up to float rounding). The pictures must share their steps
+    and guidance scale."""
+    inverted, target_prompts = list(inverted), list(target_prompts)
+    blended_words = [""] * len(inverted) if blended_words is None else list(blended_words)
+    if not inverted or not len(inverted) == len(target_prompts) == len(blended_words):
+        raise ValueError(f"give one target prompt and one blended word entry per picture: {len(inverted)} pictures, "
+                         f"{len(target_prompts)} target prompts, {len(blended_words)} blended words")
     editor_name = method
     if isinstance(method, str) and "+" in method:
         inversion_name, editor_name = parse_method(method)
-        if inversion_name != inverted.method:
+        wrong = sorted({inv.method for inv in inverted if inv.method != inversion_name})
+        if wrong:
             raise ValueError(f"{method!r} asks for {inversion_name} inversion, but the picture was inverted with "
-                             f"{inverted.method!r}: invert it with method={inversion_name!r}, or name the editor alone")
+                             f"{', '.join(map(repr, wrong))}: invert it with method={inversion_name!r}, or name the "
+                             f"editor alone")
     if editor_name not in EDITORS:
         raise ValueError(f"unknown editing method {method!r}; choose one of {', '.join(EDITORS)} "
                          f"(or '<inversion>+<editor>', e.g. 'direct+p2p')")
-    if not isinstance(target_prompt, str) or not target_prompt.strip():
-        raise ValueError("the target prompt must be a non-empty string describing the edited picture")
-    return EDITORS[editor_name](pipe, inverted, target_prompt, blended_word, dict(settings or {}))
+    for target in target_prompts:
+        if not isinstance(target, str) or not target.strip():
+            raise ValueError("the target prompt must be a non-empty string describing the edited picture")
+    return EDITORS[editor_name](pipe, inverted, target_prompts, blended_words, dict(settings or {}))

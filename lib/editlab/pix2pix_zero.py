@@ -39,8 +39,8 @@ from typing import Sequence
 import torch
 
 from . import ddim
-from .attention import AttentionController, LayerInfo, controlled
-from .editing import Edited
+from .attention import AttentionController, LayerInfo, Stacked, controlled
+from .editing import Edited, check_together
 from .inversion import Inverted
 from .models import decode_latents, encode_prompts
 from .world.captions import article
@@ -169,27 +169,32 @@ class CrossAttentionLoss(AttentionController):
 
 
 def attention_loss(unet, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Tensor,
-                   guidance: float) -> torch.Tensor:
+                   guidance: float, sizes: Sequence[int] | None = None) -> torch.Tensor:
     """L_xa (a differentiable scalar) for latents ``x`` (n, C, h, w) at timestep ``t``: branch 0 is the
     reference, ``cond`` (n, L, d) its and the targets' prompt states, ``uncond`` (n, L, d) the
-    unconditional ones (used when ``guidance != 1``, as in the guided step)."""
-    recorder = CrossAttentionLoss()
+    unconditional ones (used when ``guidance != 1``, as in the guided step).
+
+    ``sizes``: when several edits run together, the branches of each (reference first); the loss is the
+    sum of theirs. Rows do not mix in a UNet, so each edit's latents get the gradient of its own loss."""
+    sizes = [len(x)] if sizes is None else list(sizes)
+    recorders = [CrossAttentionLoss() for _ in sizes]
+    recorder = recorders[0] if len(sizes) == 1 else Stacked(recorders, sizes)
     recorder.begin(1, len(x), guided=guidance != 1.0)
     with controlled(unet, recorder):
         ddim.guided_noise(unet, x, t, cond, uncond, guidance)  # the noise is not needed, only the maps
-    if recorder.loss is None:
+    if any(r.loss is None for r in recorders):
         raise ValueError("the UNet ran no cross-attention layer: pix2pix-zero needs a text-conditioned UNet")
-    return recorder.loss
+    return sum(r.loss for r in recorders)
 
 
 def guidance_step(unet, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Tensor, guidance: float,
-                  step_size: float) -> tuple[torch.Tensor, float]:
+                  step_size: float, sizes: Sequence[int] | None = None) -> tuple[torch.Tensor, float]:
     """One step of cross-attention guidance: (new latents (n, C, h, w), L_xa before the step).
 
     Only the targets move: the reference's maps are detached, so its gradient is zero."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = attention_loss(unet, x, t, cond, uncond, guidance)
+        loss = attention_loss(unet, x, t, cond, uncond, guidance, sizes)
         (grad,) = torch.autograd.grad(loss, x)
     # x_t := x_t - λ ∇_x L_xa  (one SGD step, as the official torch.optim.SGD with lr = λ)
     return (x - step_size * grad).detach(), loss.item()
@@ -207,33 +212,58 @@ def edit(pipe, inverted: Inverted, direction: torch.Tensor, guidance: float | No
     Inversion code for pix2pix-zero also adds the source's offset z*_{t-1} - z^src_{t-1} to the edited
     latent; ``official_offsets=True`` does that. ``label`` names the target in ``Edited.prompts``.
     """
-    source = inverted.source_embedding  # (1, L, d)
-    if direction.shape != source.shape[1:]:
-        raise ValueError(f"the direction has shape {tuple(direction.shape)}, the prompt states {tuple(source.shape[1:])}: "
-                         f"compute it with edit_direction(pipe, ...) for this pipeline")
+    return edit_many(pipe, [inverted], [direction], guidance, xa_guidance, official_offsets, [label], decode)[0]
+
+
+def edit_many(pipe, inverted: Sequence[Inverted], directions: Sequence[torch.Tensor], guidance: float | None = None,
+              xa_guidance: float = 0.1, official_offsets: bool = False, labels: Sequence[str | None] | None = None,
+              decode: bool = True) -> list[Edited]:
+    """:func:`edit` for several pictures at once, in one batch ``[reference_1, edit_1, reference_2, ...]``:
+    each edit is what :func:`edit` gives alone (its own unconditional embeddings, pivot and loss).
+    ``Edited.seconds`` of each is the batch's time divided by the number of edits."""
+    k = len(inverted)
+    labels = [None] * k if labels is None else list(labels)
+    if not k or len(directions) != k or len(labels) != k:
+        raise ValueError(f"give one direction and one label per inverted picture: {k} pictures, {len(directions)} "
+                         f"directions, {len(labels)} labels")
+    for inv, direction in zip(inverted, directions):
+        if direction.shape != inv.source_embedding.shape[1:]:
+            raise ValueError(f"the direction has shape {tuple(direction.shape)}, the prompt states "
+                             f"{tuple(inv.source_embedding.shape[1:])}: compute it with edit_direction(pipe, ...) "
+                             f"for this pipeline")
     if xa_guidance < 0:
         raise ValueError(f"xa_guidance is a step size, 0 or more (the paper: 0.1 for real pictures), got {xa_guidance}")
-    w = inverted.guidance if guidance is None else guidance
-    cond = torch.cat([source, source + direction.to(source)[None]])  # c_edit = c_src + Δ
-    x = inverted.latents[-1].expand(2, -1, -1, -1)  # both branches start from z*_T
+    w = check_together(inverted, guidance)
+    steps, sizes = inverted[0].steps, [2] * k
+    sources = [inv.source_embedding for inv in inverted]  # each (1, L, d)
+    cond = torch.cat([torch.cat([src, src + d.to(src)[None]]) for src, d in zip(sources, directions)])  # c_edit = c_src + Δ
+    x = torch.cat([inv.latents[-1].expand(2, -1, -1, -1) for inv in inverted])  # both branches start from z*_T
+    direct = [j for j, inv in enumerate(inverted) if inv.direct]
     path, calls = [x], 0
     t0 = time.perf_counter()
-    for i, t in enumerate(ddim.timesteps(pipe.scheduler, inverted.steps)):
-        uncond = inverted.unconditional(i).expand(2, -1, -1)
+    for i, t in enumerate(ddim.timesteps(pipe.scheduler, steps)):
+        uncond = torch.cat([inv.unconditional(i).expand(2, -1, -1) for inv in inverted])
         if xa_guidance > 0:
-            x, _ = guidance_step(pipe.unet, x, t, cond, uncond, w, xa_guidance)
+            x, _ = guidance_step(pipe.unet, x, t, cond, uncond, w, xa_guidance, sizes)
             calls += 1
         with torch.no_grad():
             eps = ddim.guided_noise(pipe.unet, x, t, cond, uncond, w)
         calls += 1
         a_t = ddim.alpha_bar(pipe.scheduler, t)
-        a_s = ddim.alpha_bar(pipe.scheduler, ddim.previous_timestep(pipe.scheduler, t, inverted.steps))
+        a_s = ddim.alpha_bar(pipe.scheduler, ddim.previous_timestep(pipe.scheduler, t, steps))
         x = ddim.ddim_step(x, eps, a_t, a_s)
-        if inverted.direct:
-            # Direct Inversion: z^src_{t-1} += z*_{t-1} - z^src_{t-1}; officially the target gets the same offset
-            offset = inverted.pivot(i) - x[:1]
-            x = torch.cat([inverted.pivot(i), x[1:] + offset if official_offsets else x[1:]])
+        if direct:
+            x = x.clone()
+            for j in direct:  # rows 2j (the source) and 2j + 1 (the edit)
+                # Direct Inversion: z^src_{t-1} += z*_{t-1} - z^src_{t-1}; officially the target gets the same offset
+                z_star = inverted[j].pivot(i)
+                offset = z_star - x[2 * j:2 * j + 1]
+                x[2 * j:2 * j + 1] = z_star
+                if official_offsets:
+                    x[2 * j + 1:2 * j + 2] += offset
         path.append(x)
     pictures = decode_latents(pipe, path[-1]) if decode else torch.empty(0)
-    prompts = [inverted.prompt, label if label is not None else f"{inverted.prompt} (+ edit direction)"]
-    return Edited(prompts, pictures, path, time.perf_counter() - t0, calls)
+    seconds = (time.perf_counter() - t0) / k
+    return [Edited([inv.prompt, label if label is not None else f"{inv.prompt} (+ edit direction)"],
+                   pictures[2 * j:2 * j + 2], [z[2 * j:2 * j + 2] for z in path], seconds, calls)
+            for j, (inv, label) in enumerate(zip(inverted, labels))]

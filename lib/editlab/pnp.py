@@ -21,7 +21,8 @@ the layout follows the source.
 The residual features are injected as the official code does: the output of the block's last
 convolution ``conv2`` (the residual branch h) is replaced, and the target's own skip connection is
 added afterwards. Here that is a forward hook on ``conv2`` (torch's public ``register_forward_hook``),
-installed by :meth:`PlugAndPlay.attach` for the length of an edit, so no class is patched.
+which :func:`editlab.attention.controlled` installs for the length of an edit (the controller names the
+module in ``hooked_modules``), so no class is patched.
 
 The batch is ``[uncond x n, cond x n]``; each half takes its own source row's features (the official
 code has a single, unconditional source row with the empty prompt and copies it into both halves).
@@ -29,8 +30,7 @@ code has a single, unconditional source row with the empty prompt and copies it 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
@@ -48,13 +48,6 @@ def decoder_self_attention(unet: torch.nn.Module, skip_first: bool = True) -> li
     return layers[1:] if skip_first else layers
 
 
-def _source_everywhere(controller: AttentionController, x: torch.Tensor) -> torch.Tensor:
-    """``x`` (batch, ...) with every row of each half replaced by that half's source row (row 0)."""
-    uncond, cond = controller.halves(x)
-    return controller.join(None if uncond is None else uncond[:1].expand_as(uncond).contiguous(),
-                           cond[:1].expand_as(cond).contiguous())
-
-
 def _check_fraction(name: str, value: float) -> float:
     if not 0 <= value <= 1:
         raise ValueError(f"{name} is the fraction of the steps (from the first) that inject, in [0, 1]; got {value}")
@@ -69,7 +62,6 @@ class PlugAndPlay(AttentionController):
     self-attention layers whose queries and keys are injected (default: :func:`decoder_self_attention`).
     Steps ``i < int(fraction * steps)`` inject, as the official code counts.
 
-    Used through :func:`editlab.editing.edit`, whose loop calls :meth:`attach` to install the feature hook.
     """
 
     def __init__(self, unet: torch.nn.Module, feature_fraction: float = PAPER_FEATURE_FRACTION,
@@ -79,6 +71,7 @@ class PlugAndPlay(AttentionController):
         self.attention_fraction = _check_fraction("attention_fraction", attention_fraction)
         self.feature_layer = feature_layer
         _conv2(unet, feature_layer)  # fail now, not in the middle of an edit
+        self.feature_module = f"{feature_layer}.conv2"
         layers = decoder_self_attention(unet) if attention_layers is None else list(attention_layers)
         self.layer_names = frozenset(layer.name for layer in layers)
         self.feature_steps = self.attention_steps = 0
@@ -94,24 +87,17 @@ class PlugAndPlay(AttentionController):
         if layer.name not in self.layer_names or self.step >= self.attention_steps:
             return q, k, v
         # A_target = softmax(Q_source K_source^T / sqrt(d)): the source's self-attention map, the target's V
-        return _source_everywhere(self, q), _source_everywhere(self, k), v
+        return self.source_everywhere(q), self.source_everywhere(k), v
 
-    def inject_features(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
-        """Forward hook on the feature layer's ``conv2``: its output (batch, C, h, w), the residual branch h,
-        with the targets' rows replaced by the source's (per half) during the first feature steps."""
-        if self.branches is None or self.step >= self.feature_steps:
-            return None  # leave the output as it is
-        return _source_everywhere(self, output)  # h_target := h_source
+    def hooked_modules(self) -> frozenset[str]:
+        return frozenset({self.feature_module})
 
-    @contextmanager
-    def attach(self, unet: torch.nn.Module) -> Iterator[None]:
-        """Install the feature hook on ``unet`` for the length of the ``with`` block; it is removed on exit,
-        also when the block raises."""
-        handle = _conv2(unet, self.feature_layer).register_forward_hook(self.inject_features)
-        try:
-            yield
-        finally:
-            handle.remove()
+    def edit_output(self, module: str, output: torch.Tensor) -> torch.Tensor:
+        """The feature layer's ``conv2`` output (batch, C, h, w), the residual branch h, with the targets'
+        rows replaced by the source's (per half) during the first feature steps."""
+        if module != self.feature_module or self.step >= self.feature_steps:
+            return output
+        return self.source_everywhere(output)  # h_target := h_source
 
 
 def _conv2(unet: torch.nn.Module, path: str) -> torch.nn.Module:

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ru.add_argument("--device", default="cpu")
     ru.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the papers' 50)")
     ru.add_argument("--batch", type=int, default=8, help="pictures inverted together in one UNet batch (default 8)")
+    ru.add_argument("--edit-batch", type=int, default=4, help="edits run together in one UNet batch (default 4)")
     ru.add_argument("--score-only", action="store_true", help="only score pictures already edited")
     ru.add_argument("--edit-only", action="store_true", help="only edit; score later")
     args = parser.parse_args(argv)
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             from .run import run
 
             summary = run(args.bench, args.methods, args.out, args.types, args.limit, args.model, args.device,
-                          args.steps, score=not args.edit_only, edit=not args.score_only, batch=args.batch)
+                          args.steps, score=not args.edit_only, edit=not args.score_only, batch=args.batch,
+                          edit_batch=args.edit_batch)
             print(summary or f"edited into {args.out}; score with --score-only")
         elif args.command == "export":
             path = export(args.out, per_type=args.per_type, size=args.size, seed=args.seed,

@@ -6,7 +6,8 @@ Two phases, both resumable:
 
 1. **edit**: for every benchmark item, invert its picture once per inversion the methods need
    (DDIM and Direct Inversion share one pivot path: Direct is a policy for the source branch, not
-   another inversion), run every method, and save ``<out>/<method>/<file_id>.png``; the seconds and
+   another inversion), run every method (several pictures per UNet batch), and save
+   ``<out>/<method>/<file_id>.png``; the seconds and
    UNet calls of each edit go to ``<out>/times.jsonl``. Pictures already saved are not redone.
 2. **score**: the seven PIE-Bench metrics (:func:`editlab.metrics.pie_bench_metrics`) of every saved
    picture, plus, where the benchmark has a ground truth (our world), the PSNR to it inside the mask
@@ -56,12 +57,15 @@ def _done(out: Path, method: str, item: BenchItem) -> bool:
 
 
 def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps: int, guidance: float,
-             progress: bool = True, batch: int = 8) -> None:
+             progress: bool = True, batch: int = 8, edit_batch: int = 4) -> None:
     """Phase 1: every method on every item, skipping the pictures already saved in ``out``.
 
     The items go in groups of ``batch``: each group's pictures are inverted together, in one UNet batch
     (:func:`editlab.inversion.invert_many`; on a CPU this is what makes Null-text inversion affordable),
-    then every method edits each picture in turn."""
+    then each method edits the group's pictures ``edit_batch`` at a time, also in one UNet batch
+    (:func:`editlab.methods.edit_many_with`)."""
+    if batch < 1 or edit_batch < 1:
+        raise ValueError(f"batch and edit_batch are numbers of pictures, at least 1; got {batch} and {edit_batch}")
     plan = check_methods(methods)
     out.mkdir(parents=True, exist_ok=True)
     for name, _, _ in plan:
@@ -78,23 +82,31 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
             results = inversion.invert_many(pipe, [i.image for i in needed], [i.original_prompt for i in needed],
                                             kind, steps, guidance)
             inverted.update({(kind, i.id): r for i, r in zip(needed, results)})
-        for item in group:
-            for name, inv, editor in todo[item.id]:
-                base = inverted[_pivot_kind(inv), item.id]
-                inv_used = replace(base, method="direct") if inv == "direct" else base
-                blended = " ".join(item.blended_words) if item.blended_words else ""
-                edited = EDITORS[editor](pipe, inv_used, item.editing_prompt, blended, None)
-                picture = to_uint8(edited.targets)[0]
-                tmp = out / name / f".{item.id}.png"
-                Image.fromarray(picture).save(tmp, format="PNG")
-                with (out / TIMES).open("a") as f:  # the time first: a picture on disk always has its time
-                    f.write(json.dumps({"method": name, "file_id": item.id, "inversion_seconds": round(base.seconds, 3),
-                                        "inversion_batch": base.extra.get("batch", 1),
-                                        "edit_seconds": round(edited.seconds, 3),
-                                        "unet_calls": base.unet_calls + edited.unet_calls}) + "\n")
-                tmp.replace(out / name / f"{item.id}.png")
-                bar.update(1)
+        for name, inv, editor in plan:
+            waiting = [item for item in group if (name, inv, editor) in todo[item.id]]
+            for first in range(0, len(waiting), edit_batch):
+                chunk = waiting[first:first + edit_batch]
+                bases = [inverted[_pivot_kind(inv), item.id] for item in chunk]
+                used = [replace(base, method="direct") if inv == "direct" else base for base in bases]
+                blended = [" ".join(item.blended_words) if item.blended_words else "" for item in chunk]
+                edits = EDITORS[editor](pipe, used, [item.editing_prompt for item in chunk], blended, None)
+                for item, base, edited in zip(chunk, bases, edits):
+                    _save(out, name, item, base, edited, len(chunk))
+                    bar.update(1)
     bar.close()
+
+
+def _save(out: Path, method: str, item: BenchItem, base: inversion.Inverted, edited, edit_batch: int) -> None:
+    """The edited picture as ``<out>/<method>/<file_id>.png`` and its time as a line of ``times.jsonl``.
+    The time is written first and the picture moved in place last, so a picture on disk always has its time."""
+    picture = to_uint8(edited.targets)[0]
+    tmp = out / method / f".{item.id}.png"
+    Image.fromarray(picture).save(tmp, format="PNG")
+    with (out / TIMES).open("a") as f:
+        f.write(json.dumps({"method": method, "file_id": item.id, "inversion_seconds": round(base.seconds, 3),
+                            "inversion_batch": base.extra.get("batch", 1), "edit_seconds": round(edited.seconds, 3),
+                            "edit_batch": edit_batch, "unet_calls": base.unet_calls + edited.unet_calls}) + "\n")
+    tmp.replace(out / method / f"{item.id}.png")
 
 
 def read_times(out: Path) -> dict[str, dict[str, dict]]:
@@ -209,9 +221,10 @@ def _fmt(x: float) -> str:
 
 def run(bench, methods: list[str], out, types=None, limit: int | None = None, model: str = "toy", device: str = "cpu",
         steps: int | None = None, guidance: float | None = None, score: bool = True, edit: bool = True,
-        progress: bool = True, batch: int = 8) -> str | None:
+        progress: bool = True, batch: int = 8, edit_batch: int = 4) -> str | None:
     """Both phases; returns the summary's Markdown (None with ``score=False``). ``batch``: pictures
-    inverted together in one UNet batch (lower it on a GPU short of memory)."""
+    inverted together in one UNet batch; ``edit_batch``: edits run together in one UNet batch (lower
+    them on a GPU short of memory)."""
     bench, out = Path(bench), Path(out)
     check_methods(methods)
     items = load(bench, types, limit)
@@ -220,7 +233,8 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
     settings = paper_settings(model)
     if edit:
         pipe = load_pipeline(model, device=device)
-        edit_all(pipe, items, methods, out, steps or settings.steps, guidance or settings.guidance, progress, batch)
+        edit_all(pipe, items, methods, out, steps or settings.steps, guidance or settings.guidance, progress, batch,
+                 edit_batch)
     if not score:
         return None
     backbones = metrics.available_backbones()
