@@ -137,8 +137,6 @@ def edit_many(pipe, inverted: Sequence[Inverted], target_prompts: Sequence[list[
     controller = controllers[0] if len(inverted) == 1 else Stacked(controllers, sizes)
 
     def unconditional(i: int) -> torch.Tensor:  # each edit's own: the empty prompt, or its null-text embedding
-        if len(inverted) == 1:
-            return inverted[0].unconditional(i)
         return torch.cat([inv.unconditional(i).expand(n, -1, -1) for inv, n in zip(inverted, sizes)])
 
     direct = [j for j, inv in enumerate(inverted) if inv.direct]
