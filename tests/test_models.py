@@ -87,8 +87,6 @@ def test_shipped_folder_is_a_plain_diffusers_pipeline():
     assert pipe.unet.config.mid_block_type == "UNetMidBlock2DCrossAttn"
 
 
-@pytest.mark.xfail(strict=True, reason="measured 41.0 MB, 1.1 MB over the 40 MB budget of the tiny-model issue (the "
-                                       "CLIP vision tower and the oracle ride along); strict: this fails once it fits")
 def test_shipped_stack_fits_the_budget():
     size = sum(p.stat().st_size for p in TOY_WEIGHTS.rglob("*") if p.is_file())
     assert size <= 40e6, f"the shipped stack is {size / 1e6:.1f} MB; the budget is 40 MB"

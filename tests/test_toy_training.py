@@ -7,11 +7,12 @@ import torch
 
 from editlab.models import load_pipeline
 from editlab.toy.__main__ import main, train_stage
+from editlab.toy.configs import COMPACT_VISION_CONFIG
 from editlab.toy.ship import assemble, load_clip, write_card
 
 TINY = {
     "vae": ["pictures=16", "steps=3", "batch=2", "crop=32", "full_size_steps=1", "full_size_batch=1", "warmup=1"],
-    "clip": ["pictures=16", "steps=2", "batch=4", "warmup=1"],
+    "clip": ["pictures=16", "steps=2", "batch=4", "warmup=1", "compact_vision_steps=2"],
     "oracle": ["pictures=24", "vae_pictures=8", "eval_pictures=16", "steps=2", "batch=4", "warmup=1"],
     "unet": ["pictures=16", "steps=2", "batch=4", "warmup=1"],
 }
@@ -51,8 +52,46 @@ def test_the_assembled_folder_loads_as_a_pipeline_and_a_clip(workdir, tmp_path):
     assert f"| unet | {steps} |" in write_card(weights).replace(",", "")  # the recipe's steps are in the card
 
 
+def test_the_compact_vision_tower_trains_against_the_locked_text_side(workdir):
+    from transformers import CLIPModel, CLIPTextModel
+
+    joint = CLIPModel.from_pretrained(workdir / "clip_joint")
+    shipped = CLIPModel.from_pretrained(workdir / "clip")
+    text_encoder = CLIPTextModel.from_pretrained(workdir / "text_encoder")
+    assert shipped.config.vision_config.hidden_size == COMPACT_VISION_CONFIG["hidden_size"] < joint.config.vision_config.hidden_size
+    # the text side is the joint model's, untouched by the second phase: the UNet's text encoder stays valid
+    for name, value in joint.state_dict().items():
+        if not name.startswith("vision_model.") and name != "visual_projection.weight":
+            torch.testing.assert_close(shipped.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(text_encoder.get_input_embeddings().weight,
+                               joint.text_model.embeddings.token_embedding.weight, rtol=0, atol=0)
+    # ... and the new vision tower did train: it moved away from where it started
+    from editlab.toy.clip import with_compact_vision
+
+    start = with_compact_vision(joint, COMPACT_VISION_CONFIG, seed=0)
+    assert torch.load(workdir / "clip_vision.pt", weights_only=False)["step"] == 2
+    assert not torch.equal(start.visual_projection.weight, shipped.visual_projection.weight)
+
+
 def test_unknown_recipe_keys_and_missing_stages_are_reported(tmp_path, capsys):
     assert main(["train", "--stage", "vae", "--workdir", str(tmp_path), "--set", "stepz=3"]) == 2
     assert "has no 'stepz'" in capsys.readouterr().err
     assert main(["train", "--stage", "unet", "--workdir", str(tmp_path)]) == 2
     assert "train the earlier stages first" in capsys.readouterr().err
+
+
+def test_oracle_augmentation_moves_and_mirrors_without_inventing_pixels():
+    from editlab.toy.oracle import augment
+
+    x = torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(augment(x, 0, False, torch.Generator().manual_seed(1)), x)
+    shift = 3
+    out = augment(x, shift, True, torch.Generator().manual_seed(1))
+    seen = set()
+    for i in range(len(x)):
+        found = [(m, dy, dx) for m, src in ((0, x[i]), (1, x[i].flip(2)))
+                 for dy in range(2 * shift + 1) for dx in range(2 * shift + 1)
+                 if torch.equal(out[i], torch.nn.functional.pad(src[None], (shift,) * 4, mode="replicate")[0, :, dy:dy + 16, dx:dx + 16])]
+        assert found, f"picture {i} is not a shifted (and maybe mirrored) copy of its input"
+        seen |= set(found)
+    assert {m for m, _, _ in seen} == {0, 1} and len({(dy, dx) for _, dy, dx in seen}) > 10

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPModel
 
-from .configs import PICTURE_SIZE, ClipRecipe, clip_config
+from .configs import COMPACT_VISION_CONFIG, PICTURE_SIZE, ClipRecipe, clip_config
 from .data import TRAIN_SEED0, cached_captions, cached_pictures, captions_for, render_pictures, to_tensor
 from .tokenizer import MAX_LENGTH, world_tokenizer
 from .training import Checkpoint, cosine_lr
@@ -61,28 +61,21 @@ def retrieval_accuracy(model: CLIPModel, tokenizer, seeds: range, group: int = 1
     return hits / len(seeds)
 
 
-def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool = True) -> CLIPModel:
-    """Train (or resume) the CLIP in ``workdir``; save ``clip/``, ``text_encoder/`` and ``tokenizer/`` under ``out``."""
-    ckpt = Checkpoint(workdir, "clip")
-    tokenizer = world_tokenizer()
-    seeds = range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures)
-    pictures = cached_pictures(workdir / f"pictures_{r.pictures}_{PICTURE_SIZE}.npy", seeds, PICTURE_SIZE)
-    captions = cached_captions(workdir, seeds, r.paraphrases)
-
-    config = CLIPConfig(**clip_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
-    torch.manual_seed(r.seed)
-    model = CLIPModel(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+def _contrastive_steps(name: str, model: CLIPModel, trainable, workdir: Path, steps: int, lr: float,
+                       r: ClipRecipe, pictures, captions, tokenizer, progress: bool) -> None:
+    """CLIP's contrastive loss on (picture, caption or paraphrase) pairs, resumable under ``name``."""
+    ckpt = Checkpoint(workdir, name)
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=r.weight_decay)
     gen = torch.Generator().manual_seed(r.seed)
     step, seconds = ckpt.resume(model, opt, gen)
 
-    bar = tqdm(total=r.steps, initial=step, desc="clip", unit="step", disable=not progress, mininterval=5)
+    bar = tqdm(total=steps, initial=step, desc=name, unit="step", disable=not progress, mininterval=5)
     model.train()
-    while step < r.steps:
+    while step < steps:
         t0 = time.perf_counter()
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, r.steps, r.lr, r.lr_min, r.warmup)
-        idx = torch.randint(len(seeds), (r.batch,), generator=gen).tolist()
+            g["lr"] = cosine_lr(step, steps, lr, r.lr_min, r.warmup)
+        idx = torch.randint(len(pictures), (r.batch,), generator=gen).tolist()
         which = torch.randint(1 + r.paraphrases, (r.batch,), generator=gen).tolist()
         texts = [captions[i][min(j, len(captions[i]) - 1)] for i, j in zip(idx, which)]
         loss = model(input_ids=tokenize(tokenizer, texts, r.train_tokens), pixel_values=to_tensor(pictures[idx]), return_loss=True).loss
@@ -95,12 +88,51 @@ def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool
         if step % 50 == 0:
             ckpt.log(step=step, seconds=round(seconds, 1), loss=loss.item(), logit_scale=model.logit_scale.exp().item())
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        if ckpt.due(r.minutes_between_checkpoints) or step == r.steps:
+        if ckpt.due(r.minutes_between_checkpoints) or step == steps:
             ckpt.save_training(model, opt, gen, step, seconds)
     bar.close()
-
     model.eval()
-    model.save_pretrained(out / "clip")
+
+
+def with_compact_vision(joint: CLIPModel, vision_config: dict, seed: int) -> CLIPModel:
+    """A CLIP with ``joint``'s text side (tower, projection, temperature), locked, and a new vision
+    tower of ``vision_config`` to train against it: LiT's locked-tower tuning with the roles swapped,
+    so that the text encoder, and the UNet trained on it, stay as they are."""
+    config = CLIPConfig(text_config=joint.config.text_config.to_dict(), vision_config=dict(vision_config),
+                        projection_dim=joint.config.projection_dim)
+    torch.manual_seed(seed)
+    model = CLIPModel(config)
+    model.text_model.load_state_dict(joint.text_model.state_dict())
+    model.text_projection.load_state_dict(joint.text_projection.state_dict())
+    with torch.no_grad():
+        model.logit_scale.copy_(joint.logit_scale)
+    for p in [*model.text_model.parameters(), *model.text_projection.parameters(), model.logit_scale]:
+        p.requires_grad_(False)
+    return model
+
+
+def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool = True) -> CLIPModel:
+    """Train (or resume) the CLIP in ``workdir``; save ``clip/``, ``text_encoder/`` and ``tokenizer/`` under ``out``.
+
+    Two phases: both towers together (checkpoint ``clip``), then, with ``r.compact_vision_steps``,
+    the smaller vision tower that ships, against the locked text side (checkpoint ``clip_vision``).
+    """
+    tokenizer = world_tokenizer()
+    seeds = range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures)
+    pictures = cached_pictures(workdir / f"pictures_{r.pictures}_{PICTURE_SIZE}.npy", seeds, PICTURE_SIZE)
+    captions = cached_captions(workdir, seeds, r.paraphrases)
+
+    config = CLIPConfig(**clip_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
+    torch.manual_seed(r.seed)
+    model = CLIPModel(config)
+    _contrastive_steps("clip", model, model.parameters(), workdir, r.steps, r.lr, r, pictures, captions, tokenizer, progress)
     model.text_model.save_pretrained(out / "text_encoder")  # a CLIPTextModel, as SD's text encoder
-    tokenizer.save_pretrained(out / "tokenizer")
+    world_tokenizer().save_pretrained(out / "tokenizer")  # a fresh one: training leaves its padding settings in a used one
+    if r.compact_vision_steps:
+        model.save_pretrained(out / "clip_joint")
+        model = with_compact_vision(model, COMPACT_VISION_CONFIG, r.seed)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        _contrastive_steps("clip_vision", model, trainable, workdir, r.compact_vision_steps, r.compact_vision_lr, r,
+                           pictures, captions, tokenizer, progress)
+    model.save_pretrained(out / "clip")
     return model

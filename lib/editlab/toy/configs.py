@@ -56,14 +56,20 @@ class VaeRecipe:
 
 
 
-def clip_config(vocab_size: int, bos_token_id: int, eos_token_id: int) -> dict:
+# The vision tower trained jointly with the text tower (so that the text tower learns the world), and
+# the smaller one that ships: it only scores and filters pictures, and the 40 MB budget counts it.
+JOINT_VISION_CONFIG = dict(image_size=PICTURE_SIZE, patch_size=32, hidden_size=256, intermediate_size=1024,
+                           num_hidden_layers=4, num_attention_heads=4, hidden_act="quick_gelu")
+COMPACT_VISION_CONFIG = dict(JOINT_VISION_CONFIG, hidden_size=192, intermediate_size=768, num_attention_heads=3)
+
+
+def clip_config(vocab_size: int, bos_token_id: int, eos_token_id: int, vision: dict = JOINT_VISION_CONFIG) -> dict:
     """A small CLIP (text and vision towers); the text tower becomes the pipeline's text encoder."""
     return dict(
         text_config=dict(vocab_size=vocab_size, hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
                          num_attention_heads=4, max_position_embeddings=77, bos_token_id=bos_token_id,
                          eos_token_id=eos_token_id, pad_token_id=eos_token_id, hidden_act="quick_gelu"),
-        vision_config=dict(image_size=PICTURE_SIZE, patch_size=32, hidden_size=256, intermediate_size=1024,
-                           num_hidden_layers=4, num_attention_heads=4, hidden_act="quick_gelu"),
+        vision_config=dict(vision),
         projection_dim=256,
     )
 
@@ -79,6 +85,8 @@ class ClipRecipe:
     lr_min: float = 1e-5
     warmup: int = 100
     weight_decay: float = 0.1
+    compact_vision_steps: int = 1_500  # then the compact vision tower, against the locked text side (0: ship the joint one)
+    compact_vision_lr: float = 1e-3
     seed: int = 0
     minutes_between_checkpoints: float = 4.0
 
@@ -86,11 +94,13 @@ class ClipRecipe:
 @dataclass
 class OracleRecipe:
     pictures: int = 20_000  # single-object renders (seeds from data.TRAIN_SEED0 + 5_000_000)
-    vae_pictures: int = 2_000  # ... and the VAE round trips of the first of them
+    vae_pictures: int = 5_000  # ... and the VAE round trips of the first of them
     eval_pictures: int = 1_000  # held-out single-object renders (seeds from data.EVAL_SEED0)
     width: int = 32
-    steps: int = 2_000
+    steps: int = 12_000
     batch: int = 64
+    shift: int = 8  # augmentation: every training picture moved by up to this many pixels ...
+    flip: bool = True  # ... and mirrored half of the time (no attribute of the world is left-right)
     lr: float = 2e-3
     lr_min: float = 2e-5
     warmup: int = 100

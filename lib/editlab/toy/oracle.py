@@ -148,6 +148,20 @@ def training_set(workdir: Path, r: OracleRecipe, vae=None, progress: bool = True
     return parts, targets
 
 
+def augment(x: torch.Tensor, shift: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Move each picture by up to ``shift`` pixels (edges repeated) and, with ``flip``, mirror half
+    of them. Labels do not change: objects already face either way and no attribute is left-right."""
+    n, _, h, w = x.shape
+    if flip:
+        mirrored = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(mirrored[:, None, None, None], x.flip(3), x)
+    if shift:
+        padded = F.pad(x, (shift,) * 4, mode="replicate")
+        dy, dx = torch.randint(2 * shift + 1, (2, n), generator=generator).tolist()
+        x = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    return x
+
+
 def render_scenes(scenes: list[Scene], progress: bool = False) -> np.ndarray:
     out = np.empty((len(scenes), PICTURE_SIZE, PICTURE_SIZE, 3), np.uint8)
     for i, sc in enumerate(tqdm(scenes, desc="render", unit="pic", mininterval=5, disable=not progress)):
@@ -177,7 +191,7 @@ def train(workdir: Path, out: Path, r: OracleRecipe = OracleRecipe(), vae=None, 
         idx = torch.randint(n, (r.batch,), generator=gen).sort().values
         first = len(parts[0])
         x = to_tensor(np.stack([parts[0][i] if i < first else parts[1][i - first] for i in idx.tolist()]))
-        logits = model(x)
+        logits = model(augment(x, r.shift, r.flip, gen))
         loss = sum(F.cross_entropy(logits[a], targets[a][idx], ignore_index=IGNORE) for a in ATTRIBUTES)
         opt.zero_grad(set_to_none=True)
         loss.backward()

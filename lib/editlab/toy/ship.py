@@ -110,6 +110,8 @@ def write_card(weights: Path) -> str:
         params[name] = sum(t.numel() for f in files for t in load_file(f).values())
     params["clip vision + projections"] = sum(t.numel() for t in load_file(weights / "clip" / "vision_and_projections.safetensors").values())
     params["oracle"] = sum(t.numel() for t in load_file(weights / "oracle" / "model.safetensors").values())
+    compact = " (a compact tower, trained after the joint one against the locked text side)" \
+        if recipe["clip"].get("compact_vision_steps") else ""
     lines = [
         "# The tiny Stable Diffusion of editlab",
         "",
@@ -124,14 +126,16 @@ def write_card(weights: Path) -> str:
         f"| text encoder | CLIPTextModel (the small CLIP's text tower) | {params['text_encoder'] / 1e6:.2f} M |",
         f"| denoiser | UNet2DConditionModel (SD v1 block layout, 3 levels) | {params['unet'] / 1e6:.2f} M |",
         "| scheduler | DDIMScheduler, SD v1's settings | - |",
-        f"| CLIP vision tower (`clip/`) | CLIPModel minus its text tower | {params['clip vision + projections'] / 1e6:.2f} M |",
+        f"| CLIP vision tower (`clip/`) | CLIPModel minus its text tower{compact} | {params['clip vision + projections'] / 1e6:.2f} M |",
         f"| attribute oracle (`oracle/`) | a small CNN, one head per attribute | {params['oracle'] / 1e6:.2f} M |",
         "",
         f"Stored in float16: {folder_megabytes(weights):.1f} MB in all.",
         "",
         "## Data",
         "Training pictures: 30,000 scenes of the world (seeds 1,000,000 and up), rendered at 128 px, with",
-        "their captions and paraphrases; the oracle: 20,000 one-object scenes (seeds 6,000,000 and up).",
+        "their captions and paraphrases; the oracle: 20,000 one-object scenes (seeds 6,000,000 and up) and the",
+        f"VAE round trips of {recipe['oracle']['vae_pictures']:,} of them, moved by up to {recipe['oracle'].get('shift', 0)} px "
+        f"{'and mirrored ' if recipe['oracle'].get('flip') else ''}at random.",
         "Every measurement below uses held-out seeds (below 1,000,000).",
         "",
         "## Training (2 CPU cores)",
@@ -141,6 +145,9 @@ def write_card(weights: Path) -> str:
     for stage in ("vae", "clip", "oracle", "unet"):
         r = recipe[stage]
         lines.append(f"| {stage} | {r['steps']:,} | {r['batch']} | {seconds.get(stage, float('nan')) / 60:.0f} min |")
+        if stage == "clip" and r.get("compact_vision_steps"):
+            lines.append(f"| clip: compact vision tower | {r['compact_vision_steps']:,} | {r['batch']} | "
+                         f"{seconds.get('clip_vision', float('nan')) / 60:.0f} min |")
     lines += [f"| total | | | {sum(seconds.values()) / 60:.0f} min |", "",
               "The full recipe (learning rates, schedules, loss weights) is `recipe.json`; the training logs are in `logs/`.", ""]
     if m:
