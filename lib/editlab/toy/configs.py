@@ -63,13 +63,13 @@ JOINT_VISION_CONFIG = dict(image_size=PICTURE_SIZE, patch_size=32, hidden_size=2
 COMPACT_VISION_CONFIG = dict(JOINT_VISION_CONFIG, hidden_size=192, intermediate_size=768, num_attention_heads=3)
 
 
-def clip_config(vocab_size: int, bos_token_id: int, eos_token_id: int, vision: dict = JOINT_VISION_CONFIG) -> dict:
+def clip_config(vocab_size: int, bos_token_id: int, eos_token_id: int) -> dict:
     """A small CLIP (text and vision towers); the text tower becomes the pipeline's text encoder."""
     return dict(
         text_config=dict(vocab_size=vocab_size, hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
                          num_attention_heads=4, max_position_embeddings=77, bos_token_id=bos_token_id,
                          eos_token_id=eos_token_id, pad_token_id=eos_token_id, hidden_act="quick_gelu"),
-        vision_config=dict(vision),
+        vision_config=dict(JOINT_VISION_CONFIG),
         projection_dim=256,
     )
 

@@ -110,6 +110,8 @@ def write_card(weights: Path) -> str:
         params[name] = sum(t.numel() for f in files for t in load_file(f).values())
     params["clip vision + projections"] = sum(t.numel() for t in load_file(weights / "clip" / "vision_and_projections.safetensors").values())
     params["oracle"] = sum(t.numel() for t in load_file(weights / "oracle" / "model.safetensors").values())
+    o = recipe["oracle"]
+    augmented = f", moved by up to {o['shift']} px{' and mirrored' if o.get('flip') else ''} at random" if o.get("shift") else ""
     compact = " (a compact tower, trained after the joint one against the locked text side)" \
         if recipe["clip"].get("compact_vision_steps") else ""
     lines = [
@@ -134,8 +136,7 @@ def write_card(weights: Path) -> str:
         "## Data",
         "Training pictures: 30,000 scenes of the world (seeds 1,000,000 and up), rendered at 128 px, with",
         "their captions and paraphrases; the oracle: 20,000 one-object scenes (seeds 6,000,000 and up) and the",
-        f"VAE round trips of {recipe['oracle']['vae_pictures']:,} of them, moved by up to {recipe['oracle'].get('shift', 0)} px "
-        f"{'and mirrored ' if recipe['oracle'].get('flip') else ''}at random.",
+        f"VAE round trips of {recipe['oracle']['vae_pictures']:,} of them{augmented}.",
         "Every measurement below uses held-out seeds (below 1,000,000).",
         "",
         "## Training (2 CPU cores)",
