@@ -36,8 +36,25 @@ def test_each_stage_leaves_its_component_and_log(workdir):
 
 
 def test_training_resumes_from_the_checkpoint(workdir):
-    train_stage("unet", workdir, [s.replace("steps=2", "steps=3") for s in TINY["unet"]])
+    # the resumed step also runs the Min-SNR-weighted loss
+    train_stage("unet", workdir, [s.replace("steps=2", "steps=3") for s in TINY["unet"]] + ["snr_gamma=5"])
     assert torch.load(workdir / "unet.pt", weights_only=False)["step"] == 3
+    assert json.loads((workdir / "unet.recipe.json").read_text())["snr_gamma"] == 5.0
+
+
+def test_min_snr_weight_caps_the_signal_to_noise_ratio():
+    from diffusers import DDIMScheduler
+
+    from editlab.toy.configs import SCHEDULER_CONFIG
+    from editlab.toy.unet import min_snr_weight
+
+    alpha_bar = DDIMScheduler(**SCHEDULER_CONFIG).alphas_cumprod
+    snr = alpha_bar / (1 - alpha_bar)
+    w = min_snr_weight(alpha_bar, 5.0)
+    assert torch.equal(min_snr_weight(alpha_bar, 0.0), torch.ones_like(alpha_bar))
+    assert torch.allclose(w[snr <= 5], torch.ones(int((snr <= 5).sum())))  # noisy steps keep their weight
+    assert torch.allclose((w * snr)[snr > 5], torch.full((int((snr > 5).sum()),), 5.0))  # clean ones: SNR capped at 5
+    assert w[0] < 0.01 and w[-1] == 1  # t = 0 has SNR ~ 1200 under SD's schedule
 
 
 def test_the_assembled_folder_loads_as_a_pipeline_and_a_clip(workdir, tmp_path):

@@ -120,5 +120,6 @@ class UnetRecipe:
     weight_decay: float = 0.01
     empty_prompt_fraction: float = 0.1  # for classifier-free guidance
     ema_decay: float = 0.998
+    snr_gamma: float = 0.0  # > 0: Min-SNR-gamma loss weighting (Hang et al. 2023); 0: SD's plain epsilon MSE
     seed: int = 0
     minutes_between_checkpoints: float = 4.0

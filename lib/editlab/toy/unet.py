@@ -90,6 +90,19 @@ def training_data(workdir: Path, components: Path, r: UnetRecipe):
     return latents, states.reshape(r.pictures, r.texts_per_picture, 77, d), empty
 
 
+def min_snr_weight(alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-sample weight of the epsilon loss under Min-SNR-gamma (Hang et al., 2023, eq. 8 for
+    epsilon prediction): w_t = min(SNR_t, gamma) / SNR_t with SNR_t = alpha_bar_t / (1 - alpha_bar_t).
+
+    Low-noise timesteps (SNR above gamma) are weighted down, so that training spends its effort
+    where the picture's layout and objects are decided. ``gamma = 0`` turns the weighting off (all ones).
+    """
+    if gamma <= 0:
+        return torch.ones_like(alpha_bar)
+    snr = alpha_bar / (1 - alpha_bar)
+    return snr.clamp(max=gamma) / snr
+
+
 def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Path | None = None,
           progress: bool = True) -> UNet2DConditionModel:
     """Train (or resume) the UNet in ``workdir``; save the EMA weights to ``out`` in diffusers format."""
@@ -129,7 +142,8 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         eps = torch.randn(x0.shape, generator=gen)
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        loss = F.mse_loss(unet(xt, t, encoder_hidden_states=cond).sample, eps)
+        per_sample = F.mse_loss(unet(xt, t, encoder_hidden_states=cond).sample, eps, reduction="none").mean((1, 2, 3))
+        loss = (min_snr_weight(a.flatten(), r.snr_gamma) * per_sample).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
