@@ -71,11 +71,12 @@ def train_stage(stage: str, workdir: Path, assignments: list[str]) -> None:
 
 
 def evaluate_command(weights: Path, quick: bool) -> int:
-    from .evaluate import QUICK, Sizes, evaluate, report
+    from .evaluate import QUICK, Sizes, evaluate, report, report_breakdown
     from .ship import write_card
 
     m = evaluate(weights, QUICK if quick else Sizes())
     print(report(m))
+    print(report_breakdown(m))
     if quick:
         print("(--quick: too few pictures for these numbers to mean much; nothing written)")
         return 0

@@ -50,6 +50,9 @@ def image_features(model: CLIPModel, pixel_values: torch.Tensor) -> torch.Tensor
 @torch.no_grad()
 def retrieval_accuracy(model: CLIPModel, tokenizer, seeds: range, group: int = 100) -> float:
     """How often a picture's own caption scores highest among ``group`` captions (held-out seeds)."""
+    if len(seeds) == 0 or len(seeds) % group:
+        raise ValueError(f"retrieval among {group} captions needs a positive multiple of {group} pictures, "
+                         f"got {len(seeds)}")
     pictures = to_tensor(render_pictures(seeds, PICTURE_SIZE, progress=False))
     ids = tokenize(tokenizer, [c[0] for c in captions_for(seeds)])
     hits = 0

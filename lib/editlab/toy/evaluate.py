@@ -27,6 +27,7 @@ from .. import ddim
 from ..models import TOY_WEIGHTS, decode_latents, encode_pictures, encode_prompts, load_pipeline
 from ..world import render, sample_scene
 from ..world.captions import caption
+from ..world.vocab import STYLES
 from .clip import retrieval_accuracy
 from .data import EVAL_SEED0, psnr, render_pictures, to_tensor
 from .oracle import ATTRIBUTES, IGNORE, Oracle, labels
@@ -56,10 +57,15 @@ QUICK = Sizes(vae=32, t2i=20, clip=200, inversion=8, steps=20)
 
 
 @torch.no_grad()
-def vae_psnr(pipe, n: int) -> float:
-    x = to_tensor(render_pictures(range(EVAL_SEED0, EVAL_SEED0 + n), progress=False))
+def vae_psnr(pipe, n: int) -> tuple[float, dict[str, float]]:
+    """Mean PSNR (dB) of the encode-decode round trip of ``n`` held-out renders, overall and per style."""
+    seeds = range(EVAL_SEED0, EVAL_SEED0 + n)
+    x = to_tensor(render_pictures(seeds, progress=False))
     y = torch.cat([decode_latents(pipe, encode_pictures(pipe, x[i:i + 50])) for i in range(0, n, 50)])
-    return psnr(y, x).mean().item()
+    per_picture = psnr(y, x)
+    styles = np.array([sample_scene(s).style for s in seeds])
+    by_style = {st: per_picture[torch.from_numpy(styles == st)].mean().item() for st in STYLES if (styles == st).any()}
+    return per_picture.mean().item(), by_style
 
 
 def one_object_prompts(n: int) -> tuple[list[str], list]:
@@ -84,14 +90,63 @@ def text_to_image(pipe, prompts: list[str], steps: int, guidance: float, batch: 
     return torch.cat(out)
 
 
-def oracle_agreement(oracle: Oracle, pictures: torch.Tensor, scenes: list) -> dict[str, float]:
-    """Per attribute, the fraction of pictures in which the oracle reads what the scene asked for."""
-    seen = oracle.read(pictures)
+def asked(scene) -> dict[str, str | None]:
+    """The attribute values a one-object scene asked for (None where an attribute does not apply)."""
+    return {a: (ATTRIBUTES[a][i] if i != IGNORE else None) for a, i in labels(scene).items()}
+
+
+def agreement(seen: list[dict[str, str]], scenes: list) -> dict[str, float]:
+    """Per attribute, the fraction of pictures in which the oracle read what the scene asked for."""
     result = {}
     for a in ATTRIBUTES:
-        pairs = [(s[a], ATTRIBUTES[a][labels(sc)[a]]) for s, sc in zip(seen, scenes) if labels(sc)[a] != IGNORE]
+        pairs = [(s[a], asked(sc)[a]) for s, sc in zip(seen, scenes) if asked(sc)[a] is not None]
         result[a] = sum(x == y for x, y in pairs) / max(len(pairs), 1)
     return result
+
+
+def oracle_agreement(oracle: Oracle, pictures: torch.Tensor, scenes: list) -> dict[str, float]:
+    """``agreement`` of what the oracle reads in ``pictures``."""
+    return agreement(oracle.read(pictures), scenes)
+
+
+def agreement_by(seen: list[dict[str, str]], scenes: list, attribute: str, group: str) -> dict[str, dict]:
+    """How often ``attribute`` came out right, for each value of ``group`` that the prompts asked for.
+
+    ``agreement_by(seen, scenes, "kind", "style")`` answers "is the object drawn worse in pencil?".
+    Returns ``{value: {"n": prompts, "accuracy": fraction}}`` in the vocabulary's order.
+    """
+    if attribute not in ATTRIBUTES or group not in ATTRIBUTES:
+        raise ValueError(f"attribute and group must be among {list(ATTRIBUTES)}, got {attribute!r}, {group!r}")
+    out = {}
+    for value in ATTRIBUTES[group]:
+        hits = [s[attribute] == asked(sc)[attribute] for s, sc in zip(seen, scenes)
+                if asked(sc)[group] == value and asked(sc)[attribute] is not None]
+        if hits:
+            out[value] = {"n": len(hits), "accuracy": sum(hits) / len(hits)}
+    return out
+
+
+def confusions(seen: list[dict[str, str]], scenes: list, attribute: str, top: int = 10) -> list[dict]:
+    """The most frequent mistakes on ``attribute``: what was asked, what the oracle saw, how often."""
+    counts: dict[tuple[str, str], int] = {}
+    for s, sc in zip(seen, scenes):
+        want = asked(sc)[attribute]
+        if want is not None and s[attribute] != want:
+            counts[want, s[attribute]] = counts.get((want, s[attribute]), 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [{"asked": a, "seen": b, "count": c} for (a, b), c in ranked]
+
+
+def breakdown(seen: list[dict[str, str]], scenes: list) -> dict:
+    """Where text-to-image misses the two hardest bars: object kind and colour, by kind and by style."""
+    return {
+        "kind_by_kind": agreement_by(seen, scenes, "kind", "kind"),
+        "kind_by_style": agreement_by(seen, scenes, "kind", "style"),
+        "colour_by_colour": agreement_by(seen, scenes, "colour", "colour"),
+        "colour_by_style": agreement_by(seen, scenes, "colour", "style"),
+        "kind_confusions": confusions(seen, scenes, "kind"),
+        "colour_confusions": confusions(seen, scenes, "colour"),
+    }
 
 
 @torch.no_grad()
@@ -115,14 +170,16 @@ def evaluate(weights: Path = TOY_WEIGHTS, sizes: Sizes = Sizes(), progress: bool
     oracle = Oracle.load(weights / "oracle")
     m: dict = {"sizes": sizes.__dict__}
     t0 = time.perf_counter()
-    m["vae_psnr_db"] = vae_psnr(pipe, sizes.vae)
+    m["vae_psnr_db"], m["vae_psnr_db_by_style"] = vae_psnr(pipe, sizes.vae)
 
     prompts, scenes = one_object_prompts(sizes.t2i)
     t1 = time.perf_counter()
     pictures = text_to_image(pipe, prompts, sizes.steps, sizes.guidance, sizes.batch, progress=progress)
     m["t2i_seconds_per_picture"] = (time.perf_counter() - t1) / sizes.t2i
-    for a, acc in oracle_agreement(oracle, pictures, scenes).items():
+    seen = oracle.read(pictures)
+    for a, acc in agreement(seen, scenes).items():
         m[f"t2i_{a}"] = acc
+    m["t2i_breakdown"] = breakdown(seen, scenes)
     m["oracle_on_renders"] = oracle_agreement(oracle, to_tensor(np.stack([render(sc).image for sc in scenes])), scenes)
     m["oracle_min_accuracy"] = min(json.loads((weights / "oracle" / "config.json").read_text())["held_out_accuracy"].values())
 
@@ -139,4 +196,18 @@ def report(m: dict) -> str:
     for k, b in m["bars"].items():
         fmt = "{:8.2f}" if k.endswith("_db") else "{:8.1%}"
         lines.append(f"{k:34s} {fmt.format(b['goal'])} {fmt.format(b['measured'])}  {'yes' if b['met'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def report_breakdown(m: dict) -> str:
+    """Where the missed bars are missed: VAE PSNR per style, kind and colour accuracy per value and per style."""
+    b = m["t2i_breakdown"]
+    lines = ["VAE PSNR by style: " + ", ".join(f"{k} {v:.1f} dB" for k, v in m["vae_psnr_db_by_style"].items())]
+    for key in ("kind_by_style", "colour_by_style", "kind_by_kind", "colour_by_colour"):
+        attribute, _, group = key.partition("_by_")
+        cells = ", ".join(f"{k} {v['accuracy']:.0%} ({v['n']})" for k, v in b[key].items())
+        lines.append(f"{attribute} accuracy by {group}: {cells}")
+    for attribute in ("kind", "colour"):
+        cells = ", ".join(f"{c['asked']} -> {c['seen']} x{c['count']}" for c in b[f"{attribute}_confusions"])
+        lines.append(f"most frequent {attribute} mistakes (asked -> seen): {cells}")
     return "\n".join(lines)

@@ -152,11 +152,14 @@ def write_card(weights: Path) -> str:
     lines += [f"| total | | | {sum(seconds.values()) / 60:.0f} min |", "",
               "The full recipe (learning rates, schedules, loss weights) is `recipe.json`; the training logs are in `logs/`.", ""]
     if m:
-        from .evaluate import report
+        from .evaluate import report, report_breakdown
 
         lines += ["## Measured (`python -m editlab.toy evaluate`)", "```", report(m), "```", "",
                   f"Inversion PSNR against the VAE round trip: {m['inversion_psnr_vs_vae_round_trip_db']:.2f} dB; "
                   f"text-to-image at 50 steps: {m['t2i_seconds_per_picture']:.2f} s per picture on this CPU.", ""]
+        if "t2i_breakdown" in m:
+            lines += ["Where the missed bars are missed (counts of prompts in brackets):", "```",
+                      report_breakdown(m), "```", ""]
     text = "\n".join(lines)
     (weights / "README.md").write_text(text)
     return text
