@@ -112,3 +112,34 @@ def test_oracle_augmentation_moves_and_mirrors_without_inventing_pixels():
         assert found, f"picture {i} is not a shifted (and maybe mirrored) copy of its input"
         seen |= set(found)
     assert {m for m, _, _ in seen} == {0, 1} and len({(dy, dx) for _, dy, dx in seen}) > 10
+
+
+def test_hard_negatives_swap_one_kind_or_colour_word_reproducibly():
+    from editlab.toy.clip import SWAPPABLE, swap_one_word
+
+    text = "a photo of a red striped cat sitting on the grass"
+    swapped = [swap_one_word(text, torch.Generator().manual_seed(s)) for s in range(20)]
+    for s in swapped:
+        changed = [(a, b) for a, b in zip(text.split(), s.split()) if a != b]
+        assert len(s.split()) == len(text.split()) and len(changed) == 1
+        (old, new), = changed
+        assert any(old in g and new in g for g in SWAPPABLE)
+    assert {"cat", "red"} == {a for s in swapped for a, b in zip(text.split(), s.split()) if a != b}
+    assert swapped == [swap_one_word(text, torch.Generator().manual_seed(s)) for s in range(20)]
+    assert swap_one_word("a pencil sketch in the snow", torch.Generator()) == "a pencil sketch in the snow"
+
+
+def test_contrastive_loss_is_clips_and_hard_negatives_only_add_columns(workdir):
+    from transformers import CLIPModel
+
+    from editlab.toy.clip import contrastive_loss
+
+    model = CLIPModel.from_pretrained(workdir / "clip_joint").eval()
+    ids = torch.randint(5, 60, (4, 12), generator=torch.Generator().manual_seed(0))
+    ids[:, -1] = model.config.text_config.eos_token_id
+    pictures = torch.rand(4, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        plain = contrastive_loss(model, ids, pictures)
+        torch.testing.assert_close(plain, model(input_ids=ids, pixel_values=pictures, return_loss=True).loss)
+        # negatives that repeat the true captions can only make the picture-to-text task harder
+        assert contrastive_loss(model, ids, pictures, ids.flip(0)) > plain

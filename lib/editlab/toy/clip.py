@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPModel
 
+from ..world.vocab import COLOURS, KINDS
 from .configs import COMPACT_VISION_CONFIG, PICTURE_SIZE, ClipRecipe, clip_config
 from .data import TRAIN_SEED0, cached_captions, cached_pictures, captions_for, render_pictures, to_tensor
 from .tokenizer import MAX_LENGTH, world_tokenizer
@@ -64,6 +66,41 @@ def retrieval_accuracy(model: CLIPModel, tokenizer, seeds: range, group: int = 1
     return hits / len(seeds)
 
 
+# The words a hard negative swaps: the object's kind and its colour, the two attributes that a
+# contrastive batch of random captions almost never forces the towers to tell apart.
+SWAPPABLE = (tuple(KINDS), tuple(COLOURS))
+
+
+def swap_one_word(text: str, gen: torch.Generator) -> str:
+    """``text`` with one of its kind or colour words replaced by another of the same group
+    ("a red cat on the grass" -> "a red dog on the grass"); ``text`` itself if it has none."""
+    words = text.split(" ")
+    places = [(i, group) for i, w in enumerate(words) for group in SWAPPABLE if w in group]
+    if not places:
+        return text
+    i, group = places[torch.randint(len(places), (1,), generator=gen).item()]
+    others = [w for w in group if w != words[i]]
+    words[i] = others[torch.randint(len(others), (1,), generator=gen).item()]
+    return " ".join(words)
+
+
+def contrastive_loss(model: CLIPModel, input_ids: torch.Tensor, pixel_values: torch.Tensor,
+                     negative_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy over the batch's picture-caption similarities.
+
+    With ``negative_ids`` (one caption per picture that is wrong in one word), each picture must
+    also prefer its caption to every negative (NegCLIP, Yuksekgonul et al., 2023): the negatives
+    are extra columns of the picture-to-text logits only.
+    """
+    img = F.normalize(image_features(model, pixel_values), dim=-1)
+    txt = F.normalize(text_features(model, input_ids if negative_ids is None else torch.cat([input_ids, negative_ids])), dim=-1)
+    scale = model.logit_scale.exp()
+    n = len(img)
+    logits_per_image = scale * img @ txt.T  # (n, n) or (n, 2n)
+    target = torch.arange(n)
+    return (F.cross_entropy(logits_per_image, target) + F.cross_entropy(logits_per_image[:, :n].T, target)) / 2
+
+
 def _contrastive_steps(name: str, model: CLIPModel, trainable, workdir: Path, steps: int, lr: float,
                        r: ClipRecipe, pictures, captions, tokenizer, progress: bool) -> None:
     """CLIP's contrastive loss on (picture, caption or paraphrase) pairs, resumable under ``name``."""
@@ -81,7 +118,8 @@ def _contrastive_steps(name: str, model: CLIPModel, trainable, workdir: Path, st
         idx = torch.randint(len(pictures), (r.batch,), generator=gen).tolist()
         which = torch.randint(1 + r.paraphrases, (r.batch,), generator=gen).tolist()
         texts = [captions[i][min(j, len(captions[i]) - 1)] for i, j in zip(idx, which)]
-        loss = model(input_ids=tokenize(tokenizer, texts, r.train_tokens), pixel_values=to_tensor(pictures[idx]), return_loss=True).loss
+        negatives = tokenize(tokenizer, [swap_one_word(t, gen) for t in texts], r.train_tokens) if r.hard_negatives else None
+        loss = contrastive_loss(model, tokenize(tokenizer, texts, r.train_tokens), to_tensor(pictures[idx]), negatives)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -87,6 +87,7 @@ class ClipRecipe:
     weight_decay: float = 0.1
     compact_vision_steps: int = 1_500  # then the compact vision tower, against the locked text side (0: ship the joint one)
     compact_vision_lr: float = 1e-3
+    hard_negatives: bool = False  # add, per picture, its caption with one object or colour word swapped (NegCLIP)
     seed: int = 0
     minutes_between_checkpoints: float = 4.0
 
