@@ -59,6 +59,8 @@ def test_a_small_evaluation_of_the_shipped_model_measures_every_bar():
     assert sum(v["n"] for v in m["t2i_breakdown"]["kind_by_style"].values()) == 4
     assert set(m["vae_psnr_db_by_style"]) <= set(STYLES)
     assert "t2i_kind" in report(m)
+    assert 0 <= m["clip_true_over_swapped_kind"] <= 1 and 0 <= m["clip_true_over_swapped_colour"] <= 1
+    assert "kind swapped" in report_breakdown(m)
 
 
 def test_clip_retrieval_refuses_a_count_that_is_not_whole_groups():
@@ -66,3 +68,10 @@ def test_clip_retrieval_refuses_a_count_that_is_not_whole_groups():
 
     with pytest.raises(ValueError, match="multiple of 100"):
         retrieval_accuracy(None, None, range(8))
+
+
+def test_hard_negative_accuracy_needs_captions_with_the_swapped_words():
+    from editlab.toy.clip import hard_negative_accuracy
+
+    with pytest.raises(ValueError, match="none of the 5 captions"):
+        hard_negative_accuracy(None, None, range(5), ("unicorn",))

@@ -7,7 +7,8 @@ Four measurements, each on scenes no stage trained on (seeds below ``data.TRAIN_
 * VAE: PSNR of the encode-decode round trip of 500 renders;
 * text-to-image: 500 one-object prompts sampled at 50 DDIM steps, guidance 7.5, read back by the
   attribute oracle (did the picture get the prompt's object, colour, background, style, pose?);
-* CLIP: how often a picture's own caption scores highest among 100;
+* CLIP: how often a picture's own caption scores highest among 100 (and, a harder test, above the
+  same caption with its object's kind or colour word swapped);
 * DDIM inversion at guidance 1 then sampling back: PSNR against the input picture (and against the
   VAE round trip, the best an inversion in latent space can do).
 """
@@ -27,8 +28,8 @@ from .. import ddim
 from ..models import TOY_WEIGHTS, decode_latents, encode_pictures, encode_prompts, load_pipeline
 from ..world import render, sample_scene
 from ..world.captions import caption
-from ..world.vocab import STYLES
-from .clip import retrieval_accuracy
+from ..world.vocab import COLOURS, KINDS, STYLES
+from .clip import hard_negative_accuracy, retrieval_accuracy
 from .data import EVAL_SEED0, psnr, render_pictures, to_tensor
 from .oracle import ATTRIBUTES, IGNORE, Oracle, labels
 from .ship import load_clip
@@ -185,6 +186,8 @@ def evaluate(weights: Path = TOY_WEIGHTS, sizes: Sizes = Sizes(), progress: bool
 
     clip = load_clip(weights)
     m["clip_retrieval_top1_of_100"] = retrieval_accuracy(clip, pipe.tokenizer, range(EVAL_SEED0, EVAL_SEED0 + sizes.clip))
+    for name, group in (("kind", tuple(KINDS)), ("colour", tuple(COLOURS))):  # a harder test: one word swapped
+        m[f"clip_true_over_swapped_{name}"] = hard_negative_accuracy(clip, pipe.tokenizer, range(EVAL_SEED0, EVAL_SEED0 + sizes.clip), group)
     m["inversion_psnr_db"], m["inversion_psnr_vs_vae_round_trip_db"] = inversion_psnr(pipe, sizes.inversion, sizes.steps)
     m["seconds"] = time.perf_counter() - t0
     m["bars"] = {k: {"goal": v, "measured": m[k], "met": m[k] >= v} for k, v in BARS.items()}
@@ -200,9 +203,14 @@ def report(m: dict) -> str:
 
 
 def report_breakdown(m: dict) -> str:
-    """Where the missed bars are missed: VAE PSNR per style, kind and colour accuracy per value and per style."""
+    """Where the missed bars are missed: VAE PSNR per style, CLIP on one-word-swapped captions, kind and
+    colour accuracy per value and per style, the most frequent confusions."""
     b = m["t2i_breakdown"]
     lines = ["VAE PSNR by style: " + ", ".join(f"{k} {v:.1f} dB" for k, v in m["vae_psnr_db_by_style"].items())]
+    if "clip_true_over_swapped_kind" in m:
+        lines.append(f"CLIP scores the true caption above the same caption with the kind swapped for "
+                     f"{m['clip_true_over_swapped_kind']:.0%} of pictures, with the colour swapped for "
+                     f"{m['clip_true_over_swapped_colour']:.0%} (chance: 50%)")
     for key in ("kind_by_style", "colour_by_style", "kind_by_kind", "colour_by_colour"):
         attribute, _, group = key.partition("_by_")
         cells = ", ".join(f"{k} {v['accuracy']:.0%} ({v['n']})" for k, v in b[key].items())
