@@ -66,8 +66,8 @@ def retrieval_accuracy(model: CLIPModel, tokenizer, seeds: range, group: int = 1
     return hits / len(seeds)
 
 
-# The words a hard negative swaps: the object's kind and its colour, the two attributes that a
-# contrastive batch of random captions almost never forces the towers to tell apart.
+# The words a hard negative swaps: the object's kind and its colour, the two attributes whose
+# text-to-image bars the model misses (a batch of random captions seldom holds two that differ in one of them).
 SWAPPABLE = (tuple(KINDS), tuple(COLOURS))
 
 
@@ -106,8 +106,8 @@ def hard_negative_accuracy(model: CLIPModel, tokenizer, seeds: range, group: tup
     """How often a picture scores its own caption above the same caption with one word of ``group``
     swapped ("a red cat" against "a red dog"), over the held-out ``seeds`` whose caption has such a word.
 
-    A text tower that maps "cat" and "dog" to nearly the same states fails here at about chance (50%),
-    and a UNet conditioned on it cannot tell them apart either."""
+    Chance is 50%. Passing it is necessary, not sufficient, for the text encoder's per-token states (what
+    the UNet reads) to tell the words apart: the score compares only the pooled end-token features."""
     gen = torch.Generator().manual_seed(seed)
     texts = [c[0] for c in captions_for(seeds)]
     keep = [i for i, t in enumerate(texts) if any(w in group for w in t.split(" "))]
