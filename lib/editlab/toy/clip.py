@@ -106,8 +106,8 @@ def hard_negative_accuracy(model: CLIPModel, tokenizer, seeds: range, group: tup
     """How often a picture scores its own caption above the same caption with one word of ``group``
     swapped ("a red cat" against "a red dog"), over the held-out ``seeds`` whose caption has such a word.
 
-    Chance is 50%. Passing it is necessary, not sufficient, for the text encoder's per-token states (what
-    the UNet reads) to tell the words apart: the score compares only the pooled end-token features."""
+    Chance is 50%. A high score does not mean that the per-token states the UNet reads are far apart:
+    it compares only the pooled end-token features."""
     gen = torch.Generator().manual_seed(seed)
     texts = [c[0] for c in captions_for(seeds)]
     keep = [i for i, t in enumerate(texts) if any(w in group for w in t.split(" "))]
