@@ -69,6 +69,64 @@ def test_the_assembled_folder_loads_as_a_pipeline_and_a_clip(workdir, tmp_path):
     assert f"| unet | {steps} |" in write_card(weights).replace(",", "")  # the recipe's steps are in the card
 
 
+def test_unpacking_a_shipped_folder_and_assembling_it_again_changes_no_weight(workdir, tmp_path):
+    from safetensors.torch import load_file
+
+    from editlab.toy.ship import unpack
+
+    weights = tmp_path / "weights"
+    assemble(workdir, weights)
+    unpack(weights, tmp_path / "unpacked")
+    assemble(tmp_path / "unpacked", tmp_path / "again")  # float16 -> float32 -> float16 is exact
+    files = sorted(p.relative_to(weights) for p in weights.rglob("*.safetensors"))
+    assert len(files) == 5  # vae, text_encoder, unet, the clip's vision side, the oracle
+    for f in files:
+        first, second = load_file(weights / f), load_file(tmp_path / "again" / f)
+        assert first.keys() == second.keys(), f
+        for k in first:
+            assert torch.equal(first[k], second[k]), (f, k)
+    assert (tmp_path / "again" / "recipe.json").read_text() == (weights / "recipe.json").read_text()
+    with pytest.raises(ValueError, match="not a shipped folder"):
+        unpack(workdir, tmp_path / "nowhere")
+
+
+def test_a_shipped_unet_continues_with_the_restart_cycle(workdir, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    weights = tmp_path / "weights"
+    assemble(workdir, weights)
+    with pytest.raises(ValueError, match="restart_steps"):
+        train_stage("unet", tmp_path / "more", TINY["unet"], from_weights=weights)
+    with pytest.raises(ValueError, match="unet stage only"):
+        train_stage("vae", tmp_path / "more", TINY["vae"], from_weights=weights)
+    train_stage("unet", tmp_path / "more", TINY["unet"] + ["restart_steps=2", "restart_warmup=1"], from_weights=weights)
+    state = torch.load(tmp_path / "more" / "unet.pt", weights_only=False)
+    assert state["step"] == 2 + 2  # began at the end of the first cycle, ran the restart's two steps
+    before = UNet2DConditionModel.from_pretrained(weights / "unet", torch_dtype=torch.float32).state_dict()
+    moved = [k for k, v in state["model"].items() if not torch.equal(v, before[k])]
+    assert moved  # it trained ...
+    assert all(torch.allclose(v, before[k], atol=0.05) for k, v in state["model"].items())  # ... from those weights
+    card = write_card(_ship(tmp_path / "more", tmp_path / "shipped_again"))
+    assert "| unet | 2 + 2 (warm restart) |" in card
+
+
+def _ship(workdir, weights):
+    assemble(workdir, weights)
+    return weights
+
+
+def test_the_restart_schedule_is_the_first_cosine_then_a_second_one():
+    from editlab.toy.training import cosine_lr, cosine_restart_lr
+
+    first = dict(steps=100, lr=1e-3, lr_min=1e-5, warmup=10)
+    rates = [cosine_restart_lr(s, **first, restart_steps=50, restart_lr=5e-4, restart_warmup=5) for s in range(150)]
+    assert rates[:100] == [cosine_lr(s, **first) for s in range(100)]
+    assert rates[99] < 2e-5 and rates[100] == 5e-4 / 5  # the restart warms up again from the bottom ...
+    assert max(rates[100:]) == rates[104] == 5e-4  # ... to its own peak ...
+    assert rates[-1] < 2e-5  # ... and decays to lr_min again
+    assert cosine_restart_lr(120, **first, restart_steps=0, restart_lr=5e-4, restart_warmup=5) == cosine_lr(120, **first)
+
+
 def test_the_compact_vision_tower_trains_against_the_locked_text_side(workdir):
     from transformers import CLIPModel, CLIPTextModel
 

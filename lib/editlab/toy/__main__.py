@@ -1,6 +1,7 @@
 """Command line of the tiny Stable Diffusion.
 
     python -m editlab.toy train --stage {vae,clip,oracle,unet,all} [--workdir data/toy] [--threads 2] [--set steps=300 ...]
+    python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restart_steps=3000
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
     python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
     python -m editlab.toy benchmark   # sampling throughput and UNet latency on this machine
@@ -41,10 +42,18 @@ def _override(recipe, assignments: list[str]):
 RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": configs.OracleRecipe, "unet": configs.UnetRecipe}
 
 
-def train_stage(stage: str, workdir: Path, assignments: list[str]) -> None:
+def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights: Path | None = None) -> None:
     """Train one stage; its result goes to ``workdir/<component>`` (diffusers / transformers format)
-    and the recipe it used to ``workdir/<stage>.recipe.json`` (shipped with the weights)."""
+    and the recipe it used to ``workdir/<stage>.recipe.json`` (shipped with the weights).
+
+    ``from_weights`` (unet only): unpack that shipped folder into ``workdir`` and continue its UNet
+    with the recipe's restart cycle instead of training one from scratch."""
     recipe = _override(RECIPES[stage](), assignments)
+    if from_weights is not None and stage != "unet":
+        raise ValueError(f"--from-weights continues the unet stage only, not {stage!r}")
+    if from_weights is not None and recipe.restart_steps == 0:
+        raise ValueError("--from-weights continues the shipped UNet with the restart cycle: "
+                         "give it steps, e.g. --set restart_steps=3000")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe), indent=1))
     if stage == "vae":
@@ -67,7 +76,13 @@ def train_stage(stage: str, workdir: Path, assignments: list[str]) -> None:
     elif stage == "unet":
         from . import unet
 
-        unet.train(workdir, workdir / "unet", recipe)
+        start_from = None
+        if from_weights is not None:
+            from .ship import unpack
+
+            unpack(from_weights, workdir)
+            start_from = workdir / "unet"
+        unet.train(workdir, workdir / "unet", recipe, start_from=start_from)
 
 
 def evaluate_command(weights: Path, quick: bool) -> int:
@@ -96,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override recipe values of the stage, e.g. steps=300 (not with --stage all)")
+    tr.add_argument("--from-weights", type=Path, default=None, metavar="FOLDER",
+                    help="unet only: unpack this shipped folder into --workdir and continue its UNet with the "
+                         "restart cycle (--set restart_steps=N)")
     sh = sub.add_parser("ship", help="convert the trained stages to float16 and write the shipped folder")
     sh.add_argument("--workdir", type=Path, default=Path("data/toy"))
     sh.add_argument("--weights", type=Path, default=TOY_WEIGHTS)
@@ -121,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 
         benchmark()
         return 0
-    if args.stage == "all" and args.set:
-        parser.error("--set applies to one stage; train the stages one by one to override their recipes")
+    if args.stage == "all" and (args.set or args.from_weights):
+        parser.error("--set and --from-weights apply to one stage; train the stages one by one")
     try:
         for stage in STAGES if args.stage == "all" else (args.stage,):
-            train_stage(stage, args.workdir, args.set)
+            train_stage(stage, args.workdir, args.set, args.from_weights)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -122,5 +122,8 @@ class UnetRecipe:
     empty_prompt_fraction: float = 0.1  # for classifier-free guidance
     ema_decay: float = 0.998
     snr_gamma: float = 5.0  # Min-SNR-gamma loss weighting (Hang et al. 2023); 0 gives SD's plain epsilon MSE
+    restart_steps: int = 0  # then a second cosine cycle of this many steps (a warm restart, SGDR) ...
+    restart_lr: float = 5e-4  # ... whose peak learning rate is this ...
+    restart_warmup: int = 100  # ... reached after this many steps
     seed: int = 0
     minutes_between_checkpoints: float = 4.0

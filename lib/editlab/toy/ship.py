@@ -68,6 +68,42 @@ def assemble(workdir: Path, weights: Path) -> None:
     tmp.replace(weights)
 
 
+def unpack(weights: Path, workdir: Path) -> None:
+    """The inverse of ``assemble``: write a shipped folder's stages to ``workdir`` in float32, with
+    their recipes and logs, as if they had been trained there, so that a stage can be trained further
+    (``train --stage unet --from-weights``) and the result shipped again. Stages already in
+    ``workdir`` are left alone."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    weights, workdir = Path(weights), Path(workdir)
+    if not (weights / "model_index.json").exists():
+        raise ValueError(f"{weights} is not a shipped folder (no model_index.json): give the folder "
+                         "`python -m editlab.toy ship` writes, e.g. lib/editlab/toy/weights")
+    workdir.mkdir(parents=True, exist_ok=True)
+    f32 = torch.float32
+    writers = {
+        "vae": lambda out: AutoencoderKL.from_pretrained(weights / "vae", torch_dtype=f32).save_pretrained(out),
+        "text_encoder": lambda out: CLIPTextModel.from_pretrained(weights / "text_encoder", dtype=f32).save_pretrained(out),
+        "tokenizer": lambda out: CLIPTokenizer.from_pretrained(weights / "tokenizer").save_pretrained(out),
+        "clip": lambda out: load_clip(weights).save_pretrained(out),
+        "oracle": lambda out: shutil.copytree(weights / "oracle", out),
+        "unet": lambda out: UNet2DConditionModel.from_pretrained(weights / "unet", torch_dtype=f32).save_pretrained(out),
+    }
+    for name, write in writers.items():
+        if not (workdir / name).exists():
+            tmp = workdir / f"{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            write(tmp)
+            tmp.replace(workdir / name)
+    for stage, used in json.loads((weights / "recipe.json").read_text()).items():
+        if not (workdir / f"{stage}.recipe.json").exists():
+            (workdir / f"{stage}.recipe.json").write_text(json.dumps(used, indent=1))
+    for log in sorted((weights / "logs").glob("*.log.jsonl")):
+        if not (workdir / log.name).exists():
+            shutil.copy(log, workdir / log.name)
+
+
 def load_clip(weights: Path, dtype: torch.dtype = torch.float32):
     """The whole small CLIP (text and vision towers) from a shipped folder."""
     from transformers import CLIPConfig, CLIPModel
@@ -145,7 +181,8 @@ def write_card(weights: Path) -> str:
     ]
     for stage in ("vae", "clip", "oracle", "unet"):
         r = recipe[stage]
-        lines.append(f"| {stage} | {r['steps']:,} | {r['batch']} | {seconds.get(stage, float('nan')) / 60:.0f} min |")
+        steps = f"{r['steps']:,}" + (f" + {r['restart_steps']:,} (warm restart)" if r.get("restart_steps") else "")
+        lines.append(f"| {stage} | {steps} | {r['batch']} | {seconds.get(stage, float('nan')) / 60:.0f} min |")
         if stage == "clip" and r.get("compact_vision_steps"):
             lines.append(f"| clip: compact vision tower | {r['compact_vision_steps']:,} | {r['batch']} | "
                          f"{seconds.get('clip_vision', float('nan')) / 60:.0f} min |")

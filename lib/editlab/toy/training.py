@@ -69,3 +69,12 @@ def cosine_lr(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> f
         return lr * (step + 1) / warmup
     t = min((step - warmup) / max(steps - warmup, 1), 1.0)
     return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * t))
+
+
+def cosine_restart_lr(step: int, steps: int, lr: float, lr_min: float, warmup: int,
+                      restart_steps: int, restart_lr: float, restart_warmup: int) -> float:
+    """``cosine_lr`` over the first ``steps``, then a second cycle (a warm restart, Loshchilov and
+    Hutter's SGDR) over ``restart_steps``: warm-up to ``restart_lr``, cosine decay to ``lr_min``."""
+    if step < steps or restart_steps == 0:
+        return cosine_lr(step, steps, lr, lr_min, warmup)
+    return cosine_lr(step - steps, restart_steps, restart_lr, lr_min, restart_warmup)

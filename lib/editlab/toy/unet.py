@@ -31,7 +31,7 @@ from .clip import tokenize
 from .configs import PICTURE_SIZE, SCHEDULER_CONFIG, UNET_CONFIG, ClipRecipe, UnetRecipe
 from .data import TRAIN_SEED0, cached_captions, cached_pictures, to_tensor
 from .tokenizer import world_tokenizer
-from .training import Checkpoint, cosine_lr
+from .training import Checkpoint, cosine_restart_lr
 
 
 def _memmap_cache(path: Path, shape: tuple, fill) -> np.ndarray:
@@ -106,9 +106,18 @@ def min_snr_weight(alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Path | None = None,
-          progress: bool = True) -> UNet2DConditionModel:
-    """Train (or resume) the UNet in ``workdir``; save the EMA weights to ``out`` in diffusers format."""
+          progress: bool = True, start_from: Path | None = None) -> UNet2DConditionModel:
+    """Train (or resume) the UNet in ``workdir``; save the EMA weights to ``out`` in diffusers format.
+
+    ``start_from`` (a UNet folder, e.g. the shipped one) skips the first cycle: when ``workdir`` has no
+    checkpoint yet, training begins at step ``r.steps`` from those weights and runs the recipe's
+    restart cycle (``restart_steps``) with a fresh optimizer, whose warm-up rebuilds Adam's moments.
+    """
     components = components or workdir
+    total = r.steps + r.restart_steps
+    if start_from is not None and r.restart_steps == 0:
+        raise ValueError("starting from trained weights continues them with the restart cycle: "
+                         "give it steps, e.g. --set restart_steps=3000")
     latents, states, empty = training_data(workdir, components, r)
     scheduler = DDIMScheduler(**SCHEDULER_CONFIG)
     alphas_cumprod = scheduler.alphas_cumprod
@@ -124,12 +133,19 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
     if state is not None:
         step, seconds = ckpt.resume(unet, opt, gen)
         ema.load_state_dict(state["ema"])
+    elif start_from is not None:
+        trained = UNet2DConditionModel.from_pretrained(start_from, torch_dtype=torch.float32).state_dict()
+        unet.load_state_dict(trained)
+        ema.load_state_dict(trained)
+        gen.manual_seed(r.seed + 1)  # not the first cycle's draws again
+        log = ckpt.read_log()
+        step, seconds = r.steps, (log[-1]["seconds"] if log else 0.0)
 
-    bar = tqdm(total=r.steps, initial=step, desc="unet", unit="step", disable=not progress, mininterval=5)
+    bar = tqdm(total=total, initial=step, desc="unet", unit="step", disable=not progress, mininterval=5)
     unet.train()
-    while step < r.steps:
+    while step < total:
         t0 = time.perf_counter()
-        lr = cosine_lr(step, r.steps, r.lr, r.lr_min, r.warmup)
+        lr = cosine_restart_lr(step, r.steps, r.lr, r.lr_min, r.warmup, r.restart_steps, r.restart_lr, r.restart_warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.randint(len(latents), (r.batch,), generator=gen)
@@ -160,7 +176,7 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         if step % 50 == 0:
             ckpt.log(step=step, seconds=round(seconds, 1), lr=lr, loss=loss.item())
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        if ckpt.due(r.minutes_between_checkpoints) or step == r.steps:
+        if ckpt.due(r.minutes_between_checkpoints) or step == total:
             ckpt.save({"model": unet.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                        "step": step, "seconds": seconds, "ema": ema.state_dict()})
             ema.save_pretrained(out)  # usable (and inspectable) while training goes on
