@@ -14,7 +14,7 @@ TINY = {
     "vae": ["pictures=16", "steps=3", "batch=2", "crop=32", "full_size_steps=1", "full_size_batch=1", "warmup=1"],
     "clip": ["pictures=16", "steps=2", "batch=4", "warmup=1", "compact_vision_steps=2"],
     "oracle": ["pictures=24", "vae_pictures=8", "eval_pictures=16", "steps=2", "batch=4", "warmup=1"],
-    "unet": ["pictures=16", "steps=2", "batch=4", "warmup=1"],
+    "unet": ["pictures=16", "steps=2", "batch=4", "warmup=1", "restart_steps=0"],
 }
 
 
