@@ -99,7 +99,10 @@ def test_a_shipped_unet_continues_with_the_restart_cycle(workdir, tmp_path):
         train_stage("unet", tmp_path / "more", TINY["unet"], from_weights=weights)
     with pytest.raises(ValueError, match="unet stage only"):
         train_stage("vae", tmp_path / "more", TINY["vae"], from_weights=weights)
-    train_stage("unet", tmp_path / "more", TINY["unet"] + ["restart_steps=2", "restart_warmup=1"], from_weights=weights)
+    with pytest.raises(ValueError, match="restarts=3"):
+        train_stage("unet", tmp_path / "more", TINY["unet"] + ["restart_steps=2", "restarts=0"], from_weights=weights)
+    train_stage("unet", tmp_path / "more", TINY["unet"] + ["restart_steps=2", "restarts=1", "restart_warmup=1"],
+                from_weights=weights)
     state = torch.load(tmp_path / "more" / "unet.pt", weights_only=False)
     assert state["step"] == 2 + 2  # began at the end of the first cycle, ran the restart's two steps
     before = UNet2DConditionModel.from_pretrained(weights / "unet", torch_dtype=torch.float32).state_dict()
@@ -108,6 +111,14 @@ def test_a_shipped_unet_continues_with_the_restart_cycle(workdir, tmp_path):
     assert all(torch.allclose(v, before[k], atol=0.05) for k, v in state["model"].items())  # ... from those weights
     card = write_card(_ship(tmp_path / "more", tmp_path / "shipped_again"))
     assert "| unet | 2 + 2 (warm restart) |" in card
+
+    # raising `restarts` by one trains that folder one cycle further: only the last cycle runs
+    train_stage("unet", tmp_path / "further", TINY["unet"] + ["restart_steps=2", "restarts=2", "restart_warmup=1"],
+                from_weights=tmp_path / "shipped_again")
+    state = torch.load(tmp_path / "further" / "unet.pt", weights_only=False)
+    assert state["step"] == 2 + 2 + 2
+    card = write_card(_ship(tmp_path / "further", tmp_path / "shipped_twice"))
+    assert "| unet | 2 + 2 x 2 (warm restarts) |" in card
 
 
 def _ship(workdir, weights):
@@ -125,6 +136,19 @@ def test_the_restart_schedule_is_the_first_cosine_then_a_second_one():
     assert max(rates[100:]) == rates[104] == 5e-4  # ... to its own peak ...
     assert rates[-1] < 2e-5  # ... and decays to lr_min again
     assert cosine_restart_lr(120, **first, restart_steps=0, restart_lr=5e-4, restart_warmup=5) == cosine_lr(120, **first)
+
+
+def test_each_restart_repeats_the_restart_cycle():
+    from editlab.toy.training import cosine_restart_lr, restart_cycle_starts
+
+    first = dict(steps=100, lr=1e-3, lr_min=1e-5, warmup=10)
+    again = dict(restart_steps=50, restart_lr=5e-4, restart_warmup=5)
+    rates = [cosine_restart_lr(s, **first, **again, restarts=3) for s in range(250)]
+    assert rates[100:150] == rates[150:200] == rates[200:250]
+    assert rates[149] < 2e-5 and rates[150] == 5e-4 / 5
+    assert rates[:150] == [cosine_restart_lr(s, **first, **again, restarts=1) for s in range(150)]
+    assert restart_cycle_starts(100, 50, 3) == [100, 150, 200]
+    assert restart_cycle_starts(100, 0, 3) == restart_cycle_starts(100, 50, 0) == []
 
 
 def test_the_compact_vision_tower_trains_against_the_locked_text_side(workdir):

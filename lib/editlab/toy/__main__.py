@@ -1,7 +1,7 @@
 """Command line of the tiny Stable Diffusion.
 
     python -m editlab.toy train --stage {vae,clip,oracle,unet,all} [--workdir data/toy] [--threads 2] [--set steps=300 ...]
-    python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restart_steps=3000
+    python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restarts=3  # one more cycle
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
     python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
     python -m editlab.toy benchmark   # sampling throughput and UNet latency on this machine
@@ -47,13 +47,14 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
     and the recipe it used to ``workdir/<stage>.recipe.json`` (shipped with the weights).
 
     ``from_weights`` (unet only): unpack that shipped folder into ``workdir`` and continue its UNet
-    with the recipe's restart cycle instead of training one from scratch."""
+    with the recipe's last restart cycle instead of training one from scratch (raise ``restarts`` by one
+    to add a cycle to the shipped UNet)."""
     recipe = _override(RECIPES[stage](), assignments)
     if from_weights is not None and stage != "unet":
         raise ValueError(f"--from-weights continues the unet stage only, not {stage!r}")
-    if from_weights is not None and recipe.restart_steps == 0:
-        raise ValueError("--from-weights continues the shipped UNet with the restart cycle: "
-                         "give it steps, e.g. --set restart_steps=3000")
+    if from_weights is not None and (recipe.restart_steps == 0 or recipe.restarts == 0):
+        raise ValueError("--from-weights continues the shipped UNet with the recipe's last restart cycle: "
+                         "give it one, e.g. --set restart_steps=3000 restarts=3")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe), indent=1))
     if stage == "vae":
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="override recipe values of the stage, e.g. steps=300 (not with --stage all)")
     tr.add_argument("--from-weights", type=Path, default=None, metavar="FOLDER",
                     help="unet only: unpack this shipped folder into --workdir and continue its UNet with the "
-                         "restart cycle (--set restart_steps=N)")
+                         "recipe's last restart cycle (--set restarts=N: the shipped count plus one)")
     sh = sub.add_parser("ship", help="convert the trained stages to float16 and write the shipped folder")
     sh.add_argument("--workdir", type=Path, default=Path("data/toy"))
     sh.add_argument("--weights", type=Path, default=TOY_WEIGHTS)

@@ -134,6 +134,15 @@ def folder_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
 
 
+def _restart_steps(restart_steps: int, restarts: int) -> str:
+    """How the card writes the UNet's warm restarts after its first cycle."""
+    if not restart_steps or not restarts:
+        return ""
+    if restarts == 1:
+        return f" + {restart_steps:,} (warm restart)"
+    return f" + {restarts} x {restart_steps:,} (warm restarts)"
+
+
 def write_card(weights: Path) -> str:
     """The model card (``README.md`` beside the weights) from the recipe, the logs and ``metrics.json``."""
     weights = Path(weights)
@@ -181,7 +190,7 @@ def write_card(weights: Path) -> str:
     ]
     for stage in ("vae", "clip", "oracle", "unet"):
         r = recipe[stage]
-        steps = f"{r['steps']:,}" + (f" + {r['restart_steps']:,} (warm restart)" if r.get("restart_steps") else "")
+        steps = f"{r['steps']:,}" + _restart_steps(r.get("restart_steps", 0), r.get("restarts", 1))
         lines.append(f"| {stage} | {steps} | {r['batch']} | {seconds.get(stage, float('nan')) / 60:.0f} min |")
         if stage == "clip" and r.get("compact_vision_steps"):
             lines.append(f"| clip: compact vision tower | {r['compact_vision_steps']:,} | {r['batch']} | "

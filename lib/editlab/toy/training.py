@@ -72,9 +72,17 @@ def cosine_lr(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> f
 
 
 def cosine_restart_lr(step: int, steps: int, lr: float, lr_min: float, warmup: int,
-                      restart_steps: int, restart_lr: float, restart_warmup: int) -> float:
-    """``cosine_lr`` over the first ``steps``, then a second cycle (a warm restart, Loshchilov and
-    Hutter's SGDR) over ``restart_steps``: warm-up to ``restart_lr``, cosine decay to ``lr_min``."""
-    if step < steps or restart_steps == 0:
+                      restart_steps: int, restart_lr: float, restart_warmup: int, restarts: int = 1) -> float:
+    """``cosine_lr`` over the first ``steps``, then ``restarts`` more cycles (warm restarts, Loshchilov and
+    Hutter's SGDR) of ``restart_steps`` each: warm-up to ``restart_lr``, cosine decay to ``lr_min``."""
+    if step < steps or restart_steps == 0 or restarts == 0:
         return cosine_lr(step, steps, lr, lr_min, warmup)
-    return cosine_lr(step - steps, restart_steps, restart_lr, lr_min, restart_warmup)
+    cycle = min((step - steps) // restart_steps, restarts - 1)
+    return cosine_lr(step - steps - cycle * restart_steps, restart_steps, restart_lr, lr_min, restart_warmup)
+
+
+def restart_cycle_starts(steps: int, restart_steps: int, restarts: int) -> list[int]:
+    """The steps at which the warm restarts begin (none when there are no restarts)."""
+    if restart_steps == 0:
+        return []
+    return [steps + k * restart_steps for k in range(restarts)]

@@ -31,7 +31,7 @@ from .clip import tokenize
 from .configs import PICTURE_SIZE, SCHEDULER_CONFIG, UNET_CONFIG, ClipRecipe, UnetRecipe
 from .data import TRAIN_SEED0, cached_captions, cached_pictures, to_tensor
 from .tokenizer import world_tokenizer
-from .training import Checkpoint, cosine_restart_lr
+from .training import Checkpoint, cosine_restart_lr, restart_cycle_starts
 
 
 def _memmap_cache(path: Path, shape: tuple, fill) -> np.ndarray:
@@ -109,15 +109,20 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
           progress: bool = True, start_from: Path | None = None) -> UNet2DConditionModel:
     """Train (or resume) the UNet in ``workdir``; save the EMA weights to ``out`` in diffusers format.
 
-    ``start_from`` (a UNet folder, e.g. the shipped one) skips the first cycle: when ``workdir`` has no
-    checkpoint yet, training begins at step ``r.steps`` from those weights and runs the recipe's
-    restart cycle (``restart_steps``) with a fresh optimizer, whose warm-up rebuilds Adam's moments.
+    After the first cosine cycle come ``r.restarts`` warm restarts of ``r.restart_steps`` each; every
+    restart starts a fresh optimizer (its warm-up rebuilds Adam's moments) and draws of its own
+    (generator seed ``seed + 1 + k`` for the k-th restart, counted from 0).
+
+    ``start_from`` (a UNet folder, e.g. the shipped one) stands for every cycle but the last: when
+    ``workdir`` has no checkpoint yet, training begins at the start of the recipe's last restart from
+    those weights. To train the shipped UNet one cycle further, raise ``restarts`` by one.
     """
     components = components or workdir
-    total = r.steps + r.restart_steps
-    if start_from is not None and r.restart_steps == 0:
-        raise ValueError("starting from trained weights continues them with the restart cycle: "
-                         "give it steps, e.g. --set restart_steps=3000")
+    cycle_starts = restart_cycle_starts(r.steps, r.restart_steps, r.restarts)
+    total = r.steps + len(cycle_starts) * r.restart_steps
+    if start_from is not None and not cycle_starts:
+        raise ValueError("starting from trained weights continues them with a restart cycle: "
+                         "give it one, e.g. --set restart_steps=3000 restarts=3")
     latents, states, empty = training_data(workdir, components, r)
     scheduler = DDIMScheduler(**SCHEDULER_CONFIG)
     alphas_cumprod = scheduler.alphas_cumprod
@@ -137,15 +142,18 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         trained = UNet2DConditionModel.from_pretrained(start_from, torch_dtype=torch.float32).state_dict()
         unet.load_state_dict(trained)
         ema.load_state_dict(trained)
-        gen.manual_seed(r.seed + 1)  # not the first cycle's draws again
         log = ckpt.read_log()
-        step, seconds = r.steps, (log[-1]["seconds"] if log else 0.0)
+        step, seconds = cycle_starts[-1], (log[-1]["seconds"] if log else 0.0)
 
     bar = tqdm(total=total, initial=step, desc="unet", unit="step", disable=not progress, mininterval=5)
     unet.train()
     while step < total:
         t0 = time.perf_counter()
-        lr = cosine_restart_lr(step, r.steps, r.lr, r.lr_min, r.warmup, r.restart_steps, r.restart_lr, r.restart_warmup)
+        if step in cycle_starts:  # a warm restart: a fresh optimizer, and not the earlier cycles' draws again
+            opt = torch.optim.AdamW(unet.parameters(), lr=r.restart_lr, weight_decay=r.weight_decay)
+            gen.manual_seed(r.seed + 1 + cycle_starts.index(step))
+        lr = cosine_restart_lr(step, r.steps, r.lr, r.lr_min, r.warmup, r.restart_steps, r.restart_lr,
+                               r.restart_warmup, r.restarts)
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.randint(len(latents), (r.batch,), generator=gen)
