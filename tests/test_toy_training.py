@@ -117,6 +117,13 @@ def test_a_shipped_unet_continues_with_the_restart_cycle(workdir, tmp_path):
                 from_weights=tmp_path / "shipped_again")
     state = torch.load(tmp_path / "further" / "unet.pt", weights_only=False)
     assert state["step"] == 2 + 2 + 2
+    with pytest.raises(ValueError, match="restarts=2"):  # the shipped count again would redo its last cycle
+        train_stage("unet", tmp_path / "redo", TINY["unet"] + ["restart_steps=2", "restarts=1"],
+                    from_weights=tmp_path / "shipped_again")
+    with pytest.raises(ValueError, match="restart_steps=2"):
+        train_stage("unet", tmp_path / "redo", TINY["unet"] + ["restart_steps=3", "restarts=2"],
+                    from_weights=tmp_path / "shipped_again")
+    assert not (tmp_path / "redo").exists()  # refused before anything was written
     card = write_card(_ship(tmp_path / "further", tmp_path / "shipped_twice"))
     assert "| unet | 2 + 2 x 2 (warm restarts) |" in card
 

@@ -42,6 +42,22 @@ def _override(recipe, assignments: list[str]):
 RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": configs.OracleRecipe, "unet": configs.UnetRecipe}
 
 
+def _check_one_cycle_more(recipe, weights: Path) -> None:
+    """A shipped UNet is trained one restart further: the recipe must be the shipped one with ``restarts``
+    raised by one, or the cycles that the recipe (and the model card) records would not be the ones that ran."""
+    recipe_file = Path(weights) / "recipe.json"
+    if not recipe_file.exists():
+        return  # unpack says what is missing
+    shipped = json.loads(recipe_file.read_text()).get("unet", {})
+    done = shipped.get("restarts", 1) if shipped.get("restart_steps") else 0
+    if recipe.restarts != done + 1:
+        raise ValueError(f"{weights} has {done} restart(s) already: --from-weights trains one more, "
+                         f"so give --set restarts={done + 1}")
+    if recipe.steps != shipped.get("steps") or (done and recipe.restart_steps != shipped.get("restart_steps")):
+        raise ValueError(f"{weights} was trained with steps={shipped.get('steps')} and restart_steps="
+                         f"{shipped.get('restart_steps')}: keep those, only raise restarts")
+
+
 def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights: Path | None = None) -> None:
     """Train one stage; its result goes to ``workdir/<component>`` (diffusers / transformers format)
     and the recipe it used to ``workdir/<stage>.recipe.json`` (shipped with the weights).
@@ -55,6 +71,8 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
     if from_weights is not None and (recipe.restart_steps == 0 or recipe.restarts == 0):
         raise ValueError("--from-weights continues the shipped UNet with the recipe's last restart cycle: "
                          "give it one, e.g. --set restart_steps=3000 restarts=3")
+    if from_weights is not None:
+        _check_one_cycle_more(recipe, from_weights)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe), indent=1))
     if stage == "vae":
