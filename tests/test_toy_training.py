@@ -95,37 +95,39 @@ def test_a_shipped_unet_continues_with_the_restart_cycle(workdir, tmp_path):
 
     weights = tmp_path / "weights"
     assemble(workdir, weights)
+    first = json.loads((weights / "recipe.json").read_text())["unet"]["steps"]  # 3 if the resume test ran first
+    unet = TINY["unet"] + [f"steps={first}"]  # --from-weights keeps the shipped first cycle
     with pytest.raises(ValueError, match="restart_steps"):
-        train_stage("unet", tmp_path / "more", TINY["unet"], from_weights=weights)
+        train_stage("unet", tmp_path / "more", unet, from_weights=weights)
     with pytest.raises(ValueError, match="unet stage only"):
         train_stage("vae", tmp_path / "more", TINY["vae"], from_weights=weights)
     with pytest.raises(ValueError, match="restarts=3"):
-        train_stage("unet", tmp_path / "more", TINY["unet"] + ["restart_steps=2", "restarts=0"], from_weights=weights)
-    train_stage("unet", tmp_path / "more", TINY["unet"] + ["restart_steps=2", "restarts=1", "restart_warmup=1"],
+        train_stage("unet", tmp_path / "more", unet + ["restart_steps=2", "restarts=0"], from_weights=weights)
+    train_stage("unet", tmp_path / "more", unet + ["restart_steps=2", "restarts=1", "restart_warmup=1"],
                 from_weights=weights)
     state = torch.load(tmp_path / "more" / "unet.pt", weights_only=False)
-    assert state["step"] == 2 + 2  # began at the end of the first cycle, ran the restart's two steps
+    assert state["step"] == first + 2  # began at the end of the first cycle, ran the restart's two steps
     before = UNet2DConditionModel.from_pretrained(weights / "unet", torch_dtype=torch.float32).state_dict()
     moved = [k for k, v in state["model"].items() if not torch.equal(v, before[k])]
     assert moved  # it trained ...
     assert all(torch.allclose(v, before[k], atol=0.05) for k, v in state["model"].items())  # ... from those weights
     card = write_card(_ship(tmp_path / "more", tmp_path / "shipped_again"))
-    assert "| unet | 2 + 2 (warm restart) |" in card
+    assert f"| unet | {first} + 2 (warm restart) |" in card
 
     # raising `restarts` by one trains that folder one cycle further: only the last cycle runs
-    train_stage("unet", tmp_path / "further", TINY["unet"] + ["restart_steps=2", "restarts=2", "restart_warmup=1"],
+    train_stage("unet", tmp_path / "further", unet + ["restart_steps=2", "restarts=2", "restart_warmup=1"],
                 from_weights=tmp_path / "shipped_again")
     state = torch.load(tmp_path / "further" / "unet.pt", weights_only=False)
-    assert state["step"] == 2 + 2 + 2
+    assert state["step"] == first + 2 + 2
     with pytest.raises(ValueError, match="restarts=2"):  # the shipped count again would redo its last cycle
-        train_stage("unet", tmp_path / "redo", TINY["unet"] + ["restart_steps=2", "restarts=1"],
+        train_stage("unet", tmp_path / "redo", unet + ["restart_steps=2", "restarts=1"],
                     from_weights=tmp_path / "shipped_again")
     with pytest.raises(ValueError, match="restart_steps=2"):
-        train_stage("unet", tmp_path / "redo", TINY["unet"] + ["restart_steps=3", "restarts=2"],
+        train_stage("unet", tmp_path / "redo", unet + ["restart_steps=3", "restarts=2"],
                     from_weights=tmp_path / "shipped_again")
     assert not (tmp_path / "redo").exists()  # refused before anything was written
     card = write_card(_ship(tmp_path / "further", tmp_path / "shipped_twice"))
-    assert "| unet | 2 + 2 x 2 (warm restarts) |" in card
+    assert f"| unet | {first} + 2 x 2 (warm restarts) |" in card
 
 
 def _ship(workdir, weights):
