@@ -129,6 +129,15 @@ def test_a_shipped_unet_continues_with_the_restart_cycle(workdir, tmp_path):
     card = write_card(_ship(tmp_path / "further", tmp_path / "shipped_twice"))
     assert f"| unet | {first} + 2 x 2 (warm restarts) |" in card
 
+    # a working folder of an earlier run is refused, not resumed: its checkpoint (or, without one, its
+    # log) ends before the cycle that continues the shipped folder, and its unet/ is not the shipped one
+    three = unet + ["restart_steps=2", "restarts=3", "restart_warmup=1"]
+    with pytest.raises(ValueError, match="checkpoint of another run"):
+        train_stage("unet", tmp_path / "more", three, from_weights=tmp_path / "shipped_twice")
+    (tmp_path / "more" / "unet.pt").unlink()
+    with pytest.raises(ValueError, match="another run's log"):
+        train_stage("unet", tmp_path / "more", three, from_weights=tmp_path / "shipped_twice")
+
 
 def _ship(workdir, weights):
     assemble(workdir, weights)

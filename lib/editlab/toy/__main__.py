@@ -100,7 +100,7 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
             from .ship import unpack
 
             unpack(from_weights, workdir)
-            start_from = workdir / "unet"
+            start_from = Path(from_weights) / "unet"  # not workdir/unet, which may be an older run's
         unet.train(workdir, workdir / "unet", recipe, start_from=start_from)
 
 

@@ -135,6 +135,10 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
     gen = torch.Generator().manual_seed(r.seed)
     state = ckpt.load()
     step, seconds = 0, 0.0
+    if state is not None and start_from is not None and state["step"] < cycle_starts[-1]:
+        raise ValueError(f"{ckpt.path} is a checkpoint of another run (step {state['step']}, before the last cycle, "
+                         f"which starts at {cycle_starts[-1]}): continuing {start_from} needs a fresh --workdir "
+                         "(or delete that checkpoint)")
     if state is not None:
         step, seconds = ckpt.resume(unet, opt, gen)
         ema.load_state_dict(state["ema"])
@@ -143,6 +147,9 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         unet.load_state_dict(trained)
         ema.load_state_dict(trained)
         log = ckpt.read_log()
+        if log and log[-1]["step"] != cycle_starts[-1]:
+            raise ValueError(f"{ckpt.log_path} ends at step {log[-1]['step']}, not where the last cycle starts "
+                             f"({cycle_starts[-1]}): it is another run's log; continue {start_from} in a fresh --workdir")
         step, seconds = cycle_starts[-1], (log[-1]["seconds"] if log else 0.0)
 
     bar = tqdm(total=total, initial=step, desc="unet", unit="step", disable=not progress, mininterval=5)
@@ -181,7 +188,7 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         step += 1
         seconds += time.perf_counter() - t0
         bar.update(1)
-        if step % 50 == 0:
+        if step % 50 == 0 or step == total:  # the log always ends where training ended
             ckpt.log(step=step, seconds=round(seconds, 1), lr=lr, loss=loss.item())
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if ckpt.due(r.minutes_between_checkpoints) or step == total:
