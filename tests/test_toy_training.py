@@ -15,6 +15,7 @@ TINY = {
     "clip": ["pictures=16", "steps=2", "batch=4", "warmup=1", "compact_vision_steps=2"],
     "oracle": ["pictures=24", "vae_pictures=8", "eval_pictures=16", "steps=2", "batch=4", "warmup=1"],
     "unet": ["pictures=16", "steps=2", "batch=4", "warmup=1", "restart_steps=0"],
+    "decoder": ["pictures=16", "steps=2", "batch=1", "warmup=1"],
 }
 
 
@@ -32,7 +33,7 @@ def test_each_stage_leaves_its_component_and_log(workdir):
         assert (workdir / name).is_dir(), name
     log = [json.loads(line) for line in (workdir / "unet.log.jsonl").read_text().splitlines()] if (workdir / "unet.log.jsonl").exists() else []
     assert torch.load(workdir / "unet.pt", weights_only=False)["step"] == 2
-    assert log == []  # logged every 50 steps: none yet
+    assert [row["step"] for row in log] == [2]  # logged every 50 steps and where training ended
 
 
 def test_training_resumes_from_the_checkpoint(workdir):
@@ -40,6 +41,35 @@ def test_training_resumes_from_the_checkpoint(workdir):
     train_stage("unet", workdir, [s.replace("steps=2", "steps=3") for s in TINY["unet"]] + ["snr_gamma=0"])
     assert torch.load(workdir / "unet.pt", weights_only=False)["step"] == 3
     assert json.loads((workdir / "unet.recipe.json").read_text())["snr_gamma"] == 0.0
+
+
+def test_the_decoder_fine_tune_keeps_the_latents_and_ships_its_vae(workdir, tmp_path):
+    from diffusers import AutoencoderKL
+
+    before = AutoencoderKL.from_pretrained(workdir / "vae")
+    tuned = AutoencoderKL.from_pretrained(workdir / "vae_tuned")
+    assert tuned.config.scaling_factor == before.config.scaling_factor
+    old, new = before.state_dict(), tuned.state_dict()
+    latent_side = [k for k in old if k.startswith(("encoder.", "quant_conv."))]
+    assert latent_side and all(torch.equal(old[k], new[k]) for k in latent_side)  # the UNet's latents stay valid
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
+
+    weights = _ship(workdir, tmp_path / "weights")
+    shipped = AutoencoderKL.from_pretrained(weights / "vae", torch_dtype=torch.float32).state_dict()
+    assert all(torch.equal(shipped[k], v.half().float()) for k, v in new.items())
+    assert json.loads((weights / "recipe.json").read_text())["decoder"]["steps"] == 2
+    assert "| vae: decoder fine-tuned, encoder frozen | 2 | 1 |" in write_card(weights)
+    with pytest.raises(ValueError, match="fine-tuned already"):  # the recipe would record one fine-tune, not two
+        train_stage("decoder", tmp_path / "again", TINY["decoder"], from_weights=weights)
+
+    # a shipped folder whose decoder is not fine-tuned yet (as before this stage existed) gets fine-tuned
+    recipe = json.loads((weights / "recipe.json").read_text())
+    del recipe["decoder"]
+    (weights / "recipe.json").write_text(json.dumps(recipe))
+    train_stage("decoder", tmp_path / "again", TINY["decoder"], from_weights=weights)
+    again = AutoencoderKL.from_pretrained(tmp_path / "again" / "vae_tuned").state_dict()
+    assert all(torch.equal(again[k], shipped[k]) for k in latent_side)
+    assert any(not torch.equal(again[k], shipped[k]) for k in shipped if k.startswith("decoder."))
 
 
 def test_min_snr_weight_caps_the_signal_to_noise_ratio():
@@ -99,7 +129,7 @@ def test_a_shipped_unet_continues_with_the_restart_cycle(workdir, tmp_path):
     unet = TINY["unet"] + [f"steps={first}"]  # --from-weights keeps the shipped first cycle
     with pytest.raises(ValueError, match="restart_steps"):
         train_stage("unet", tmp_path / "more", unet, from_weights=weights)
-    with pytest.raises(ValueError, match="unet stage only"):
+    with pytest.raises(ValueError, match="unet or decoder stage only"):
         train_stage("vae", tmp_path / "more", TINY["vae"], from_weights=weights)
     with pytest.raises(ValueError, match="restarts=3"):
         train_stage("unet", tmp_path / "more", unet + ["restart_steps=2", "restarts=0"], from_weights=weights)

@@ -1,12 +1,14 @@
 """Command line of the tiny Stable Diffusion.
 
-    python -m editlab.toy train --stage {vae,clip,oracle,unet,all} [--workdir data/toy] [--threads 2] [--set steps=300 ...]
+    python -m editlab.toy train --stage {vae,clip,oracle,unet,decoder,all} [--workdir data/toy] [--threads 2] [--set steps=300 ...]
     python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restarts=3  # one more cycle
+    python -m editlab.toy train --stage decoder --from-weights <a folder whose decoder is not fine-tuned yet>
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
     python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
     python -m editlab.toy benchmark   # sampling throughput and UNet latency on this machine
 
-Stages run in this order (each needs the ones before it): vae, clip, oracle, unet. Training
+Stages run in this order (each needs the ones before it): vae, clip, oracle, unet, then decoder (the
+VAE's decoder fine-tuned with the encoder frozen; ``ship`` takes it when it has been trained). Training
 resumes from the stage's last checkpoint in ``--workdir``; run long stages in the background
 (``nohup python -m editlab.toy train --stage all > train.out &``).
 """
@@ -25,7 +27,7 @@ import torch
 from ..models import TOY_WEIGHTS
 from . import configs
 
-STAGES = ("vae", "clip", "oracle", "unet")
+STAGES = ("vae", "clip", "oracle", "unet", "decoder")
 
 
 def _override(recipe, assignments: list[str]):
@@ -39,16 +41,21 @@ def _override(recipe, assignments: list[str]):
     return replace(recipe, **changes)
 
 
-RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": configs.OracleRecipe, "unet": configs.UnetRecipe}
+RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": configs.OracleRecipe, "unet": configs.UnetRecipe,
+           "decoder": configs.DecoderRecipe}
+
+
+def _shipped_recipe(weights: Path) -> dict:
+    recipe_file = Path(weights) / "recipe.json"
+    return json.loads(recipe_file.read_text()) if recipe_file.exists() else {}
 
 
 def _check_one_cycle_more(recipe, weights: Path) -> None:
     """A shipped UNet is trained one restart further: the recipe must be the shipped one with ``restarts``
     raised by one, or the cycles that the recipe (and the model card) records would not be the ones that ran."""
-    recipe_file = Path(weights) / "recipe.json"
-    if not recipe_file.exists():
-        return  # unpack says what is missing
-    shipped = json.loads(recipe_file.read_text()).get("unet", {})
+    shipped = _shipped_recipe(weights).get("unet")
+    if shipped is None:
+        return  # not a shipped folder: unpack says what is missing
     done = shipped.get("restarts", 1) if shipped.get("restart_steps") else 0
     if recipe.restarts != done + 1:
         raise ValueError(f"{weights} has {done} restart(s) already: --from-weights trains one more, "
@@ -62,16 +69,19 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
     """Train one stage; its result goes to ``workdir/<component>`` (diffusers / transformers format)
     and the recipe it used to ``workdir/<stage>.recipe.json`` (shipped with the weights).
 
-    ``from_weights`` (unet only): unpack that shipped folder into ``workdir`` and continue its UNet
+    ``from_weights`` (unet and decoder): unpack that shipped folder into ``workdir`` and continue its UNet
     with the recipe's last restart cycle instead of training one from scratch (raise ``restarts`` by one
-    to add a cycle to the shipped UNet)."""
+    to add a cycle to the shipped UNet), or fine-tune its VAE's decoder."""
     recipe = _override(RECIPES[stage](), assignments)
-    if from_weights is not None and stage != "unet":
-        raise ValueError(f"--from-weights continues the unet stage only, not {stage!r}")
-    if from_weights is not None and (recipe.restart_steps == 0 or recipe.restarts == 0):
+    if from_weights is not None and stage not in ("unet", "decoder"):
+        raise ValueError(f"--from-weights continues the unet or decoder stage only, not {stage!r}")
+    if from_weights is not None and stage == "decoder" and "decoder" in _shipped_recipe(from_weights):
+        raise ValueError(f"the decoder of {from_weights} is fine-tuned already; fine-tune the decoder of the VAE "
+                         "it started from instead (train --stage decoder in the folder where the vae stage ran)")
+    if from_weights is not None and stage == "unet" and (recipe.restart_steps == 0 or recipe.restarts == 0):
         raise ValueError("--from-weights continues the shipped UNet with the recipe's last restart cycle: "
                          "give it one, e.g. --set restart_steps=3000 restarts=3")
-    if from_weights is not None:
+    if from_weights is not None and stage == "unet":
         _check_one_cycle_more(recipe, from_weights)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe), indent=1))
@@ -102,6 +112,18 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
             unpack(from_weights, workdir)
             start_from = Path(from_weights) / "unet"  # not workdir/unet, which may be an older run's
         unet.train(workdir, workdir / "unet", recipe, start_from=start_from)
+    elif stage == "decoder":
+        from . import vae
+
+        source = workdir / "vae"
+        if from_weights is not None:
+            from .ship import unpack
+
+            unpack(from_weights, workdir)
+            source = Path(from_weights) / "vae"
+        if not source.exists():
+            raise ValueError(f"{source} is missing: train the vae stage first")
+        vae.train_decoder(workdir, source, workdir / "vae_tuned", recipe)
 
 
 def evaluate_command(weights: Path, quick: bool) -> int:
@@ -131,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override recipe values of the stage, e.g. steps=300 (not with --stage all)")
     tr.add_argument("--from-weights", type=Path, default=None, metavar="FOLDER",
-                    help="unet only: unpack this shipped folder into --workdir and continue its UNet with the "
-                         "recipe's last restart cycle (--set restarts=N: the shipped count plus one)")
+                    help="unet: unpack this shipped folder into --workdir and continue its UNet with the "
+                         "recipe's last restart cycle (--set restarts=N: the shipped count plus one); "
+                         "decoder: fine-tune its VAE's decoder")
     sh = sub.add_parser("ship", help="convert the trained stages to float16 and write the shipped folder")
     sh.add_argument("--workdir", type=Path, default=Path("data/toy"))
     sh.add_argument("--weights", type=Path, default=TOY_WEIGHTS)

@@ -29,11 +29,12 @@ def assemble(workdir: Path, weights: Path) -> None:
     from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
 
     workdir, weights = Path(workdir), Path(weights)
+    tuned = (workdir / "vae_tuned").exists()  # the decoder stage ran: ship its VAE (same encoder, fine-tuned decoder)
     for name in ("vae", "text_encoder", "tokenizer", "clip", "unet", "oracle"):
         if not (workdir / name).exists():
             raise ValueError(f"{workdir / name} is missing: train every stage first (python -m editlab.toy train --stage all)")
     pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_pretrained(workdir / "vae"),
+        vae=AutoencoderKL.from_pretrained(workdir / ("vae_tuned" if tuned else "vae")),
         text_encoder=CLIPTextModel.from_pretrained(workdir / "text_encoder"),
         tokenizer=CLIPTokenizer.from_pretrained(workdir / "tokenizer"),
         unet=UNet2DConditionModel.from_pretrained(workdir / "unet"),
@@ -55,7 +56,7 @@ def assemble(workdir: Path, weights: Path) -> None:
     for log in sorted(workdir.glob("*.log.jsonl")):
         shutil.copy(log, tmp / "logs" / log.name)
     recipe = {}
-    for stage in ("vae", "clip", "oracle", "unet"):
+    for stage in ("vae", "clip", "oracle", "unet") + (("decoder",) if tuned else ()):
         used = workdir / f"{stage}.recipe.json"
         if not used.exists():
             raise ValueError(f"{used} is missing: the recipe a stage used is written when it starts training")
@@ -72,7 +73,8 @@ def unpack(weights: Path, workdir: Path) -> None:
     """The inverse of ``assemble``: write a shipped folder's stages to ``workdir`` in float32, with
     their recipes and logs, as if they had been trained there, so that a stage can be trained further
     (``train --stage unet --from-weights``) and the result shipped again. Stages already in
-    ``workdir`` are left alone."""
+    ``workdir`` are left alone. A folder whose decoder was fine-tuned unpacks its VAE as both ``vae``
+    and ``vae_tuned`` (the encoder, all that later stages use of ``vae``, is the same)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -90,6 +92,8 @@ def unpack(weights: Path, workdir: Path) -> None:
         "oracle": lambda out: shutil.copytree(weights / "oracle", out),
         "unet": lambda out: UNet2DConditionModel.from_pretrained(weights / "unet", torch_dtype=f32).save_pretrained(out),
     }
+    if "decoder" in json.loads((weights / "recipe.json").read_text()):
+        writers["vae_tuned"] = writers["vae"]
     for name, write in writers.items():
         if not (workdir / name).exists():
             tmp = workdir / f"{name}.tmp"
@@ -195,6 +199,10 @@ def write_card(weights: Path) -> str:
         if stage == "clip" and r.get("compact_vision_steps"):
             lines.append(f"| clip: compact vision tower | {r['compact_vision_steps']:,} | {r['batch']} | "
                          f"{seconds.get('clip_vision', float('nan')) / 60:.0f} min |")
+    if "decoder" in recipe:
+        r = recipe["decoder"]
+        lines.append(f"| vae: decoder fine-tuned, encoder frozen | {r['steps']:,} | {r['batch']} | "
+                     f"{seconds.get('decoder', float('nan')) / 60:.0f} min |")
     lines += [f"| total | | | {sum(seconds.values()) / 60:.0f} min |", "",
               "The full recipe (learning rates, schedules, loss weights) is `recipe.json`; the training logs are in `logs/`.", ""]
     if m:
