@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
@@ -48,25 +50,57 @@ def latent_std(vae: AutoencoderKL, x: torch.Tensor, batch: int = 16) -> float:
     return z.std().item()
 
 
+def _training_pictures(workdir: Path, n: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The first ``n`` training renders (cached in ``workdir``) and 64 held-out ones for the PSNR in the log."""
+    pictures = cached_pictures(workdir / f"pictures_{n}_{PICTURE_SIZE}.npy",
+                               range(TRAIN_SEED0, TRAIN_SEED0 + n), PICTURE_SIZE)
+    val = to_tensor(render_pictures(range(EVAL_SEED0, EVAL_SEED0 + 64), PICTURE_SIZE, progress=False))
+    return pictures, val
+
+
+def _fit(vae: AutoencoderKL, opt, gen: torch.Generator, ckpt: Checkpoint, val: torch.Tensor, steps: int,
+         lr_at: Callable[[int], float], loss_at: Callable[[int], tuple[torch.Tensor, dict]],
+         minutes_between_checkpoints: float, progress: bool) -> None:
+    """The loop both VAE stages share: resume, then step ``loss_at(step)`` (the loss and the terms to log)
+    until ``steps``, logging every 50 steps (with the held-out PSNR every 250) and checkpointing."""
+    step, seconds = ckpt.resume(vae, opt, gen)
+    bar = tqdm(total=steps, initial=step, desc=ckpt.path.stem, unit="step", disable=not progress, mininterval=5)
+    vae.train()
+    while step < steps:
+        t0 = time.perf_counter()
+        lr = lr_at(step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss, terms = loss_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        seconds += time.perf_counter() - t0
+        bar.update(1)
+        if step % 50 == 0 or step == steps:
+            row = dict(step=step, seconds=round(seconds, 1), lr=lr, **{k: v.item() for k, v in terms.items()})
+            if step % 250 == 0 or step == steps:
+                vae.eval()
+                row["val_psnr"] = psnr(reconstruct(vae, val), val).mean().item()
+                vae.train()
+                bar.set_postfix(psnr=f"{row['val_psnr']:.2f}")
+            ckpt.log(**row)
+        if ckpt.due(minutes_between_checkpoints) or step == steps:
+            ckpt.save_training(vae, opt, gen, step, seconds)
+    bar.close()
+    vae.eval()
+
+
 def train(workdir: Path, out: Path, r: VaeRecipe = VaeRecipe(), progress: bool = True) -> AutoencoderKL:
     """Train (or resume) the VAE in ``workdir`` and save it in diffusers format to ``out``."""
-    ckpt = Checkpoint(workdir, "vae")
-    pictures = cached_pictures(workdir / f"pictures_{r.pictures}_{PICTURE_SIZE}.npy",
-                               range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures), PICTURE_SIZE)
-    val = to_tensor(render_pictures(range(EVAL_SEED0, EVAL_SEED0 + 64), PICTURE_SIZE, progress=False))
-
+    pictures, val = _training_pictures(workdir, r.pictures)
     torch.manual_seed(r.seed)  # the initial weights
     vae = AutoencoderKL(**VAE_CONFIG)
     opt = torch.optim.AdamW(vae.parameters(), lr=r.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(r.seed)
-    step, seconds = ckpt.resume(vae, opt, gen)
 
-    bar = tqdm(total=r.steps, initial=step, desc="vae", unit="step", disable=not progress, mininterval=5)
-    vae.train()
-    while step < r.steps:
-        t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, r)
+    def loss_at(step: int):
         if step < r.steps - r.full_size_steps:
             x = random_crops(pictures, r.batch, r.crop, gen)
         else:
@@ -74,26 +108,10 @@ def train(workdir: Path, out: Path, r: VaeRecipe = VaeRecipe(), progress: bool =
         posterior = vae.encode(x).latent_dist
         y = vae.decode(posterior.sample(generator=gen)).sample
         l1, edge, kl = F.l1_loss(y, x), edge_l1(y, x), posterior.kl().mean()
-        loss = l1 + r.edge_weight * edge + r.kl_weight * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        seconds += time.perf_counter() - t0
-        bar.update(1)
-        if step % 50 == 0:
-            row = dict(step=step, seconds=round(seconds, 1), lr=lr_at(step - 1, r), l1=l1.item(), edge=edge.item(), kl=kl.item())
-            if step % 250 == 0 or step == r.steps:
-                vae.eval()
-                row["val_psnr"] = psnr(reconstruct(vae, val), val).mean().item()
-                vae.train()
-                bar.set_postfix(psnr=f"{row['val_psnr']:.2f}")
-            ckpt.log(**row)
-        if ckpt.due(r.minutes_between_checkpoints) or step == r.steps:
-            ckpt.save_training(vae, opt, gen, step, seconds)
-    bar.close()
+        return l1 + r.edge_weight * edge + r.kl_weight * kl, dict(l1=l1, edge=edge, kl=kl)
 
-    vae.eval()
+    _fit(vae, opt, gen, Checkpoint(workdir, "vae"), val, r.steps, lambda step: lr_at(step, r), loss_at,
+         r.minutes_between_checkpoints, progress)
     vae.register_to_config(scaling_factor=round(1.0 / latent_std(vae, val), 5))
     vae.save_pretrained(out)
     return vae
@@ -109,11 +127,7 @@ def train_decoder(workdir: Path, source: Path, out: Path, r: DecoderRecipe = Dec
                   progress: bool = True) -> AutoencoderKL:
     """Fine-tune (or resume fine-tuning) the decoder of the VAE in ``source`` on whole pictures; save the
     VAE, its encoder and scaling factor untouched, to ``out``."""
-    ckpt = Checkpoint(workdir, "decoder")
-    pictures = cached_pictures(workdir / f"pictures_{r.pictures}_{PICTURE_SIZE}.npy",
-                               range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures), PICTURE_SIZE)
-    val = to_tensor(render_pictures(range(EVAL_SEED0, EVAL_SEED0 + 64), PICTURE_SIZE, progress=False))
-
+    pictures, val = _training_pictures(workdir, r.pictures)
     vae = AutoencoderKL.from_pretrained(source, torch_dtype=torch.float32)
     vae.requires_grad_(False)
     trained = decoder_parameters(vae)
@@ -121,37 +135,16 @@ def train_decoder(workdir: Path, source: Path, out: Path, r: DecoderRecipe = Dec
         p.requires_grad_(True)
     opt = torch.optim.AdamW(trained, lr=r.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(r.seed)
-    step, seconds = ckpt.resume(vae, opt, gen)
 
-    bar = tqdm(total=r.steps, initial=step, desc="decoder", unit="step", disable=not progress, mininterval=5)
-    vae.train()
-    while step < r.steps:
-        t0 = time.perf_counter()
-        lr = cosine_lr(step, r.steps, r.lr, r.lr_min, r.warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    def loss_at(step: int):
         x = random_crops(pictures, r.batch, PICTURE_SIZE, gen)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.sample(generator=gen)
         y = vae.decode(z).sample
         l1, edge = F.l1_loss(y, x), edge_l1(y, x)
-        loss = l1 + r.edge_weight * edge
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        seconds += time.perf_counter() - t0
-        bar.update(1)
-        if step % 50 == 0 or step == r.steps:
-            row = dict(step=step, seconds=round(seconds, 1), lr=lr, l1=l1.item(), edge=edge.item())
-            if step % 250 == 0 or step == r.steps:
-                vae.eval()
-                row["val_psnr"] = psnr(reconstruct(vae, val), val).mean().item()
-                vae.train()
-                bar.set_postfix(psnr=f"{row['val_psnr']:.2f}")
-            ckpt.log(**row)
-        if ckpt.due(r.minutes_between_checkpoints) or step == r.steps:
-            ckpt.save_training(vae, opt, gen, step, seconds)
-    bar.close()
-    vae.eval().save_pretrained(out)
+        return l1 + r.edge_weight * edge, dict(l1=l1, edge=edge)
+
+    _fit(vae, opt, gen, Checkpoint(workdir, "decoder"), val, r.steps,
+         lambda step: cosine_lr(step, r.steps, r.lr, r.lr_min, r.warmup), loss_at, r.minutes_between_checkpoints, progress)
+    vae.save_pretrained(out)
     return vae
