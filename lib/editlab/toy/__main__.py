@@ -1,7 +1,7 @@
 """Command line of the tiny Stable Diffusion.
 
     python -m editlab.toy train --stage {vae,clip,oracle,unet,decoder,all} [--workdir data/toy] [--threads 2] [--set steps=300 ...]
-    python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restarts=3  # one more cycle
+    python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restarts=4  # one more cycle
     python -m editlab.toy train --stage decoder --from-weights <a folder whose decoder is not fine-tuned yet>
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
     python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
