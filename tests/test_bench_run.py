@@ -11,7 +11,8 @@ from PIL import Image
 
 from editlab import metrics
 from editlab.bench import export, load
-from editlab.bench.run import check_methods, edit_all, read_metrics, read_times, score_all, write_tables
+from editlab.bench.run import (RUN_FILE, check_methods, claim_folder, edit_all, read_metrics, read_times, score_all,
+                               weights_digest, write_tables)
 
 METHODS = ["ddim+p2p", "direct+p2p"]
 
@@ -80,6 +81,40 @@ def test_edits_in_one_batch_save_the_pictures_of_edits_one_at_a_time(random_pipe
         assert np.abs(together - alone).max() <= 1  # float rounding may move a pixel by one level
     with pytest.raises(ValueError, match="at least 1"):
         edit_all(random_pipe, items, ["direct+masactrl"], tmp_path, steps=3, guidance=7.5, edit_batch=0)
+
+
+def test_a_folder_made_by_other_weights_or_settings_is_refused_not_resumed(random_pipe, bench, tmp_path):
+    items = load(bench)[:1]
+    edit_all(random_pipe, items, ["ddim+p2p"], tmp_path, steps=3, guidance=7.5, progress=False)
+    record = json.loads((tmp_path / RUN_FILE).read_text())
+    assert record["steps"] == 3 and record["guidance"] == 7.5 and len(record["weights_sha256"]) == 64
+    lines = (tmp_path / "times.jsonl").read_text()
+    with pytest.raises(ValueError, match="other weights or settings \\(steps: 3 there, 4 now\\)"):
+        edit_all(random_pipe, items, ["ddim+p2p"], tmp_path, steps=4, guidance=7.5, progress=False)
+    other_weights = dict(record, weights_sha256="0" * 64)
+    with pytest.raises(ValueError, match="weights_sha256"):
+        claim_folder(tmp_path, other_weights)
+    (tmp_path / RUN_FILE).unlink()  # pictures with nothing saying what made them
+    with pytest.raises(ValueError, match="no run.json"):
+        edit_all(random_pipe, items, ["ddim+p2p"], tmp_path, steps=3, guidance=7.5, progress=False)
+    assert (tmp_path / "times.jsonl").read_text() == lines  # nothing was edited by the refused runs
+    claim_folder(tmp_path / "elsewhere", dict(record, model="/another/path/to/the/same/weights"))
+    claim_folder(tmp_path / "elsewhere", record)  # the same weights at another path: the same run
+
+
+def test_the_weights_digest_sees_one_changed_number_and_the_dtype():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    before = weights_digest(layer)
+    assert weights_digest(layer) == before
+    kept = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight[1, 2] += 1e-3
+    assert weights_digest(layer) != before
+    with torch.no_grad():
+        layer.weight.copy_(kept)
+    assert weights_digest(layer) == before
+    assert weights_digest(layer.half()) != before
 
 
 def test_scoring_before_editing_says_what_to_do(bench, tmp_path):

@@ -8,7 +8,9 @@ Two phases, both resumable:
    (DDIM and Direct Inversion share one pivot path: Direct is a policy for the source branch, not
    another inversion), run every method (several pictures per UNet batch), and save
    ``<out>/<method>/<file_id>.png``; the seconds and
-   UNet calls of each edit go to ``<out>/times.jsonl``. Pictures already saved are not redone.
+   UNet calls of each edit go to ``<out>/times.jsonl``. Pictures already saved are not redone, and
+   ``<out>/run.json`` records what made them (the model, a digest of its weights, steps, guidance): a
+   folder made by other weights or settings is refused rather than silently mixed into this run.
 2. **score**: the seven PIE-Bench metrics (:func:`editlab.metrics.pie_bench_metrics`) of every saved
    picture, plus, where the benchmark has a ground truth (our world), the PSNR to it inside the mask
    and the attribute oracle's judgement. Written as the official per-picture CSV layout
@@ -20,6 +22,7 @@ Two phases, both resumable:
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from dataclasses import replace
@@ -37,6 +40,7 @@ from .export import EDITS_FILE
 from .load import BenchItem, load
 
 TIMES = "times.jsonl"
+RUN_FILE = "run.json"
 
 
 def check_methods(names: list[str]) -> list[tuple[str, str, str]]:
@@ -56,6 +60,51 @@ def _done(out: Path, method: str, item: BenchItem) -> bool:
     return (out / method / f"{item.id}.png").exists()
 
 
+def weights_digest(*modules: torch.nn.Module) -> str:
+    """SHA-256 of the modules' parameters and buffers, bytes as stored (dtype included), in state-dict order.
+
+    Two runs share a digest only if every weight is bit-identical; converting the model to another dtype
+    changes it, as it changes the pictures. Hashing moves the weights to the CPU once: a fraction of a second
+    for the tiny model, a few seconds for Stable Diffusion."""
+    h = hashlib.sha256()
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def run_identity(pipe, steps: int, guidance: float) -> dict:
+    """What decides a run's pictures, as ``run.json`` records it. The model's name or path is kept for the
+    reader; folders are compared by the other entries (the same weights may sit at another path)."""
+    return {"model": str(getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path", "")),
+            "weights_sha256": weights_digest(pipe.unet, pipe.vae, pipe.text_encoder),
+            "steps": steps, "guidance": guidance}
+
+
+def claim_folder(out: Path, identity: dict) -> None:
+    """Make ``out`` this run's folder, or check that it already is.
+
+    A folder whose ``run.json`` names other weights or settings, or that holds pictures but no ``run.json``
+    (so nothing says what made them), raises ValueError: resuming it would mix two runs into one table."""
+    record = out / RUN_FILE
+    if record.exists():
+        made_by = json.loads(record.read_text())
+        differ = ", ".join(f"{k}: {made_by.get(k)!r} there, {v!r} now" for k, v in identity.items()
+                           if k != "model" and made_by.get(k) != v)
+        if differ:
+            raise ValueError(f"{out} holds a run made with other weights or settings ({differ}); delete the folder "
+                             f"to recompute it, or choose another --out")
+        return
+    if out.exists() and any(out.glob("*/*.png")):
+        raise ValueError(f"{out} holds edited pictures but no {RUN_FILE}, so nothing says which model made them; "
+                         f"delete the folder to recompute it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{RUN_FILE}"
+    tmp.write_text(json.dumps(identity, indent=1) + "\n")
+    tmp.replace(record)
+
+
 def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps: int, guidance: float,
              progress: bool = True, batch: int = 8, edit_batch: int = 4) -> None:
     """Phase 1: every method on every item, skipping the pictures already saved in ``out``.
@@ -67,7 +116,7 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
     if batch < 1 or edit_batch < 1:
         raise ValueError(f"batch and edit_batch are numbers of pictures, at least 1; got {batch} and {edit_batch}")
     plan = check_methods(methods)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, run_identity(pipe, steps, guidance))
     for name, _, _ in plan:
         (out / name).mkdir(exist_ok=True)
     bar = tqdm(total=len(items) * len(plan), desc="edit", unit="edit", disable=not progress, mininterval=5)
