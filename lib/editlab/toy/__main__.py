@@ -1,7 +1,7 @@
 """Command line of the tiny Stable Diffusion.
 
     python -m editlab.toy train --stage {vae,clip,oracle,unet,decoder,all} [--workdir data/toy] [--threads 2] [--set steps=300 ...]
-    python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restarts=4  # one more cycle
+    python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restarts=5  # one more cycle
     python -m editlab.toy train --stage decoder --from-weights <a folder whose decoder is not fine-tuned yet>
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
     python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
@@ -80,7 +80,8 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
                          "it started from instead (train --stage decoder in the folder where the vae stage ran)")
     if from_weights is not None and stage == "unet" and (recipe.restart_steps == 0 or recipe.restarts == 0):
         raise ValueError("--from-weights continues the shipped UNet with the recipe's last restart cycle: "
-                         "give it one, e.g. --set restart_steps=3000 restarts=3")
+                         f"give it one, e.g. --set restart_steps={configs.UnetRecipe().restart_steps} "
+                         f"restarts={configs.UnetRecipe().restarts + 1}")
     if from_weights is not None and stage == "unet":
         _check_one_cycle_more(recipe, from_weights)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,8 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
     total = r.steps + len(cycle_starts) * r.restart_steps
     if start_from is not None and not cycle_starts:
         raise ValueError("starting from trained weights continues them with a restart cycle: "
-                         "give it one, e.g. --set restart_steps=3000 restarts=3")
+                         f"give it one, e.g. --set restart_steps={UnetRecipe().restart_steps} "
+                         f"restarts={UnetRecipe().restarts + 1}")
     latents, states, empty = training_data(workdir, components, r)
     scheduler = DDIMScheduler(**SCHEDULER_CONFIG)
     alphas_cumprod = scheduler.alphas_cumprod
