@@ -61,6 +61,10 @@ def test_a_small_evaluation_of_the_shipped_model_measures_every_bar():
     assert "t2i_kind" in report(m)
     assert 0 <= m["clip_true_over_swapped_kind"] <= 1 and 0 <= m["clip_true_over_swapped_colour"] <= 1
     assert "kind swapped" in report_breakdown(m)
+    round_trips = m["oracle_on_vae_round_trips"]
+    assert set(round_trips) == set(m["oracle_on_renders"])
+    assert round_trips["background"] == 1.0  # the shipped VAE keeps every background of 500 held-out scenes
+    assert "after the VAE round trip" in report_breakdown(m)
 
 
 def test_clip_retrieval_refuses_a_count_that_is_not_whole_groups():

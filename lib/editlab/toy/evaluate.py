@@ -6,7 +6,8 @@ Four measurements, each on scenes no stage trained on (seeds below ``data.TRAIN_
 
 * VAE: PSNR of the encode-decode round trip of 500 renders;
 * text-to-image: 500 one-object prompts sampled at 50 DDIM steps, guidance 7.5, read back by the
-  attribute oracle (did the picture get the prompt's object, colour, background, style, pose?);
+  attribute oracle (did the picture get the prompt's object, colour, background, style, pose?); the oracle
+  also reads the same scenes' renders, as drawn and after the VAE round trip (the ceiling the VAE sets);
 * CLIP: how often a picture's own caption scores highest among 100 (and, a harder test, above the
   same caption with its object's kind or colour word swapped);
 * DDIM inversion at guidance 1 then sampling back: PSNR against the input picture (and against the
@@ -181,7 +182,11 @@ def evaluate(weights: Path = TOY_WEIGHTS, sizes: Sizes = Sizes(), progress: bool
     for a, acc in agreement(seen, scenes).items():
         m[f"t2i_{a}"] = acc
     m["t2i_breakdown"] = breakdown(seen, scenes)
-    m["oracle_on_renders"] = oracle_agreement(oracle, to_tensor(np.stack([render(sc).image for sc in scenes])), scenes)
+    renders = to_tensor(np.stack([render(sc).image for sc in scenes]))
+    m["oracle_on_renders"] = oracle_agreement(oracle, renders, scenes)
+    # the ceiling the VAE sets: what the oracle reads after the encode-decode round trip alone (no UNet)
+    round_trips = torch.cat([decode_latents(pipe, encode_pictures(pipe, renders[i:i + 50])) for i in range(0, len(renders), 50)])
+    m["oracle_on_vae_round_trips"] = oracle_agreement(oracle, round_trips, scenes)
     m["oracle_min_accuracy"] = min(json.loads((weights / "oracle" / "config.json").read_text())["held_out_accuracy"].values())
 
     clip = load_clip(weights)
@@ -207,6 +212,9 @@ def report_breakdown(m: dict) -> str:
     colour accuracy per value and per style, the most frequent confusions."""
     b = m["t2i_breakdown"]
     lines = ["VAE PSNR by style: " + ", ".join(f"{k} {v:.1f} dB" for k, v in m["vae_psnr_db_by_style"].items())]
+    if "oracle_on_vae_round_trips" in m:
+        lines.append("the oracle on the same prompts' renders after the VAE round trip alone (the ceiling the VAE sets): "
+                     + ", ".join(f"{a} {v:.1%}" for a, v in m["oracle_on_vae_round_trips"].items()))
     if "clip_true_over_swapped_kind" in m:
         lines.append(f"CLIP scores the true caption above the same caption with the kind swapped for "
                      f"{m['clip_true_over_swapped_kind']:.0%} of pictures, with the colour swapped for "
