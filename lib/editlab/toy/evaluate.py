@@ -59,11 +59,18 @@ QUICK = Sizes(vae=32, t2i=20, clip=200, inversion=8, steps=20)
 
 
 @torch.no_grad()
+def vae_round_trip(pipe, pictures: torch.Tensor, chunk: int = 50) -> torch.Tensor:
+    """Pictures (n, 3, H, W) in [-1, 1] encoded and decoded again, ``chunk`` at a time."""
+    return torch.cat([decode_latents(pipe, encode_pictures(pipe, pictures[i:i + chunk]))
+                      for i in range(0, len(pictures), chunk)])
+
+
+@torch.no_grad()
 def vae_psnr(pipe, n: int) -> tuple[float, dict[str, float]]:
     """Mean PSNR (dB) of the encode-decode round trip of ``n`` held-out renders, overall and per style."""
     seeds = range(EVAL_SEED0, EVAL_SEED0 + n)
     x = to_tensor(render_pictures(seeds, progress=False))
-    y = torch.cat([decode_latents(pipe, encode_pictures(pipe, x[i:i + 50])) for i in range(0, n, 50)])
+    y = vae_round_trip(pipe, x)
     per_picture = psnr(y, x)
     styles = np.array([sample_scene(s).style for s in seeds])
     by_style = {st: per_picture[torch.from_numpy(styles == st)].mean().item() for st in STYLES if (styles == st).any()}
@@ -185,8 +192,7 @@ def evaluate(weights: Path = TOY_WEIGHTS, sizes: Sizes = Sizes(), progress: bool
     renders = to_tensor(np.stack([render(sc).image for sc in scenes]))
     m["oracle_on_renders"] = oracle_agreement(oracle, renders, scenes)
     # the ceiling the VAE sets: what the oracle reads after the encode-decode round trip alone (no UNet)
-    round_trips = torch.cat([decode_latents(pipe, encode_pictures(pipe, renders[i:i + 50])) for i in range(0, len(renders), 50)])
-    m["oracle_on_vae_round_trips"] = oracle_agreement(oracle, round_trips, scenes)
+    m["oracle_on_vae_round_trips"] = oracle_agreement(oracle, vae_round_trip(pipe, renders), scenes)
     m["oracle_min_accuracy"] = min(json.loads((weights / "oracle" / "config.json").read_text())["held_out_accuracy"].values())
 
     clip = load_clip(weights)
