@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from editlab.bench.format import bracketed_spans, strip_brackets
-from editlab.world.edits import EDIT_TYPES, Edit, bracket, make_edit
+from editlab.world.edits import EDIT_TYPES, Edit, bracket, kind_translation, make_edit
+from editlab.world.vocab import KINDS
 
 PER_TYPE = 150  # edits of every type, at four sizes
 
@@ -112,3 +113,29 @@ def test_bracket():
 def test_unknown_edit_type(bad):
     with pytest.raises(ValueError, match="unknown edit type"):
         make_edit(0, bad)
+
+
+@pytest.mark.parametrize("source_kind, target_kind", [("cat", "dog"), ("horse", "zebra"), ("bird", "cat"), ("cup", "vase")])
+def test_kind_translation_turns_one_object_into_the_new_kind_and_keeps_the_rest(source_kind, target_kind):
+    for seed in range(25):
+        e = kind_translation(seed, source_kind, target_kind)
+        (a,), (b,) = e.source.things, e.target.things
+        assert (a.kind, b.kind) == (source_kind, target_kind)
+        assert (a.x, a.y, a.facing) == (b.x, b.y, b.facing)
+        for attribute in ("colour", "material", "pose", "extra"):  # kept wherever both kinds have it
+            if getattr(a, attribute) is not None and getattr(KINDS[target_kind], attribute + "s"):
+                assert getattr(a, attribute) == getattr(b, attribute)
+        assert (e.source.background, e.source.style) == (e.target.background, e.target.style) == (e.source.background, "photo")
+        assert target_kind in strip_brackets(e.editing_prompt) and source_kind in strip_brackets(e.original_prompt)
+        r = e.render(128)
+        differs = np.abs(r.source.astype(int) - r.target.astype(int)).max(axis=2) > 0
+        assert differs.any() and not (differs & ~r.mask).any()
+    assert kind_translation(3, source_kind, target_kind) == kind_translation(3, source_kind, target_kind)
+
+
+@pytest.mark.parametrize("args, message", [(("cat", "unicorn"), "unknown kind 'unicorn'"),
+                                           (("cat", "cat"), "cannot be turned into"),
+                                           (("cat", "dog", "crayon"), "unknown style 'crayon'")])
+def test_kind_translation_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        kind_translation(0, *args)

@@ -33,9 +33,10 @@ def inverted(pipe, picture):
 
 
 def test_every_method_starts_from_the_same_pivot_path(inverted):
+    """All but pix2pix-zero's regularised inversion, which changes the path (tests/test_noise_regularisation.py)."""
     ddim_path = inverted["ddim"].latents
     assert len(ddim_path) == STEPS + 1
-    for inv in inverted.values():
+    for inv in (v for m, v in inverted.items() if m != "regularised"):
         for a, b in zip(inv.latents, ddim_path):
             assert torch.equal(a, b)
 

@@ -93,15 +93,20 @@ def sample(unet, scheduler, x_T: torch.Tensor, cond: torch.Tensor, uncond: torch
 
 @torch.no_grad()
 def invert(unet, scheduler, x_0: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None = None,
-           steps: int = 50, guidance: float = 1.0) -> list[torch.Tensor]:
+           steps: int = 50, guidance: float = 1.0,
+           regularise: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
     """DDIM inversion of clean latents ``x_0`` (n, C, h, w); return the path ``[x_0, ..., x_T]`` (steps + 1).
 
     ``path[::-1]`` lists the latents in the order :func:`sample` visits them: ``path[-1]`` is the
-    noise that :func:`sample` turns (approximately) back into ``x_0``.
+    noise that :func:`sample` turns (approximately) back into ``x_0``. ``regularise`` (eps -> eps), if
+    given, changes each predicted noise before the step uses it (pix2pix-zero's regularised inversion,
+    :mod:`editlab.noise_regularisation`); the path then no longer leads back to ``x_0`` exactly.
     """
     path = [x_0]
     for t in reversed(timesteps(scheduler, steps)):
         s = previous_timestep(scheduler, t, steps)
         eps = guided_noise(unet, path[-1], t, cond, uncond, guidance)
+        if regularise is not None:
+            eps = regularise(eps).to(eps.dtype)
         path.append(ddim_inverse_step(path[-1], eps, alpha_bar(scheduler, s), alpha_bar(scheduler, t)))
     return path

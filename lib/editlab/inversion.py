@@ -1,9 +1,9 @@
-"""Inverting a picture into the model's noise, four ways, behind one interface.
+"""Inverting a picture into the model's noise, five ways, behind one interface.
 
     inverted = invert(pipe, picture, "a photo of a cat on the grass", method="direct")
     edited = editing.edit(pipe, inverted, ["a photo of a dog on the grass"], controller)
 
-Every method starts from DDIM inversion at guidance 1 (the "pivot" path z*_0 ... z*_T, Mokady et
+The first four start from DDIM inversion at guidance 1 (the "pivot" path z*_0 ... z*_T, Mokady et
 al. 2023). They differ in what the *source branch* of an edit, sampled at guidance w = 7.5, uses
 to stay on that path:
 
@@ -13,6 +13,13 @@ to stay on that path:
 | "null-text"       | optimised per step (Mokady 2023)  | left alone                           |
 | "negative-prompt" | the source prompt's (Miyake 2023) | left alone                           |
 | "direct"          | the empty prompt's                | put back on z*_{t-1} (Ju et al. 2024)|
+| "regularised"     | the source prompt's (pix2pix-zero)| left alone                           |
+
+"regularised" is pix2pix-zero's inversion (Parmar et al. 2023): the same DDIM inversion, but every
+predicted noise is pushed towards white noise before the step uses it
+(:mod:`editlab.noise_regularisation`), so its path, unlike the other four's, does not lead back to the
+picture exactly; in exchange its z*_T looks more like the noise the model was trained to denoise.
+Its edits take the source prompt as the negative prompt, as pix2pix-zero's code does for real pictures.
 
 The last column is Direct Inversion's "3 lines of code": the source branch gets the offset
 z*_{t-1} - z^src_{t-1}, which *is* z*_{t-1}. :func:`editlab.editing.edit` applies it inside its
@@ -28,9 +35,12 @@ from dataclasses import dataclass, field
 import torch
 
 from . import ddim
+from .noise_regularisation import Regulariser
 from .models import as_tensor, encode_pictures, encode_prompts, picture_size
 
-METHODS = ("ddim", "null-text", "negative-prompt", "direct")
+METHODS = ("ddim", "null-text", "negative-prompt", "direct", "regularised")
+# the options each method takes (keyword arguments of invert / invert_many)
+OPTIONS = {"null-text": ("inner_steps", "early_stop", "lr"), "regularised": ("regulariser", "generator")}
 
 
 @dataclass
@@ -65,8 +75,8 @@ class Inverted:
         """The embedding (1, L, d) that classifier-free guidance uses as "unconditional" at sampling step ``i``."""
         if self.method == "null-text":
             return self.null_embeddings[i]
-        if self.method == "negative-prompt":
-            return self.source_embedding  # the source prompt as the negative prompt
+        if self.method in ("negative-prompt", "regularised"):
+            return self.source_embedding  # the source prompt as the negative prompt (Miyake 2023; pix2pix-zero)
         return self.empty_embedding
 
     def pivot(self, i: int) -> torch.Tensor:
@@ -78,7 +88,9 @@ def invert(pipe, picture, prompt: str, method: str = "direct", steps: int = 50, 
            **options) -> Inverted:
     """Invert ``picture`` (PIL image, uint8 array (H, W, 3) or tensor (3, H, W) in [-1, 1], at the
     model's picture size) with its ``prompt``; ``guidance`` is the scale the edit will sample at.
-    ``options`` go to the method (null-text: ``inner_steps``, ``early_stop``, ``lr``)."""
+    ``options`` go to the method (null-text: ``inner_steps``, ``early_stop``, ``lr``; regularised: a
+    :class:`~editlab.noise_regularisation.Regulariser` and the ``generator`` of its random shifts, by
+    default the paper's settings and a generator seeded with 0)."""
     return invert_many(pipe, [picture], [prompt], method, steps, guidance, **options)[0]
 
 
@@ -96,13 +108,20 @@ def invert_many(pipe, pictures, prompts: list[str], method: str = "direct", step
     for prompt in prompts:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("the source prompt must be a non-empty string describing the picture")
-    if method != "null-text" and options:
-        raise ValueError(f"{method} inversion takes no options, got {sorted(options)}")
+    unknown = sorted(set(options) - set(OPTIONS.get(method, ())))
+    if unknown:
+        takes = ", ".join(OPTIONS.get(method, ())) or "no options"
+        raise ValueError(f"{method} inversion takes {takes}; got {', '.join(unknown)}")
     x = torch.cat([as_tensor(p, picture_size(pipe)) for p in pictures]).to(pipe.unet.device)
     t0 = time.perf_counter()
     z0 = encode_pictures(pipe, x)
     sources, empty = encode_prompts(pipe, prompts), encode_prompts(pipe, "")
-    path = ddim.invert(pipe.unet, pipe.scheduler, z0, sources, steps=steps, guidance=1.0)
+    regularise = None
+    if method == "regularised":
+        regulariser = options.get("regulariser", Regulariser())
+        generator = options.get("generator") or torch.Generator().manual_seed(0)
+        regularise = lambda eps: regulariser(eps, generator)  # noqa: E731
+    path = ddim.invert(pipe.unet, pipe.scheduler, z0, sources, steps=steps, guidance=1.0, regularise=regularise)
     inverted = [Inverted(method, prompt, steps, guidance, [z[j:j + 1] for z in path], sources[j:j + 1], empty,
                          unet_calls=steps) for j, prompt in enumerate(prompts)]
     if method == "null-text":

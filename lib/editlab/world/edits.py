@@ -19,7 +19,7 @@ from scipy.ndimage import binary_dilation, binary_erosion
 from . import styles
 from .captions import Wording, caption
 from .render import check_size, render
-from .scene import GROUND_BAND, MAX_OBJECTS, SKY_BAND, Scene, Thing, sample_scene, sample_thing
+from .scene import GROUND_BAND, MAX_OBJECTS, SKY_BAND, Scene, Thing, place, sample_scene, sample_thing
 from .vocab import BACKGROUND_NOUNS, BACKGROUNDS, EDIT_TYPES, KINDS, STYLE_NOUNS, STYLES
 
 RANDOM_PARTS = (1, 4, 5, 6, 7, 8, 9)  # what a random edit combines (2 or 3 of these, all different)
@@ -171,12 +171,48 @@ def _change_object(scene, rng):
     same_category = [k for k in KINDS.values() if compatible(k) and k.category == old.category]
     choices = same_category or [k for k in KINDS.values() if compatible(k)]
     new = _pick(rng, sorted(choices, key=lambda k: k.name))
-    keep = lambda attr, allowed: (getattr(t, attr) if getattr(t, attr) is not None else rng.choice(allowed)) if allowed else None  # noqa: E731
-    size = t.size * (sum(new.size) / sum(old.size))
-    u = replace(t, kind=new.name, colour=keep("colour", new.colours), material=keep("material", new.materials),
-                pose=keep("pose", new.poses), extra=keep("extra", new.extras), size=round(size, 4))
+    u = _as_kind(t, new.name, rng)
     return (scene.replace_thing(i, **u.__dict__), Region("thing", i, i),
             f"{rng.choice(('turn', 'change'))} {_name(scene, i)} into {_a(new.name)}", f"{t.kind} {new.name}")
+
+
+def _as_kind(t: Thing, kind: str, rng: random.Random) -> Thing:
+    """``t`` turned into a ``kind``: the attributes the new kind has keep their values (drawn where ``t``
+    had none), the others are dropped; the size scales with the kinds' typical sizes."""
+    old, new = KINDS[t.kind], KINDS[kind]
+    keep = lambda attr, allowed: (getattr(t, attr) if getattr(t, attr) is not None else rng.choice(allowed)) if allowed else None  # noqa: E731
+    size = t.size * (sum(new.size) / sum(old.size))
+    return replace(t, kind=new.name, colour=keep("colour", new.colours), material=keep("material", new.materials),
+                   pose=keep("pose", new.poses), extra=keep("extra", new.extras), size=round(size, 4))
+
+
+def kind_translation(seed: int, source_kind: str, target_kind: str, style: str = "photo") -> Edit:
+    """pix2pix-zero's kind of task ("cat -> dog", "horse -> zebra"): a picture of one ``source_kind``
+    object, drawn from ``seed`` in ``style``, and the same picture with that object turned into a
+    ``target_kind`` (its colour, material, pose and accessory kept where the new kind has them)."""
+    for name in (source_kind, target_kind):
+        if name not in KINDS:
+            raise ValueError(f"unknown kind {name!r}; the world's kinds are {', '.join(KINDS)}")
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; the world's styles are {', '.join(STYLES)}")
+    new_poses = KINDS[target_kind].poses
+    poses = [p for p in KINDS[source_kind].poses  # the poses the new kind can take (no flying cups)
+             if (not new_poses or p in new_poses) and (p != "flying" or "flying" in new_poses)]
+    if source_kind == target_kind or (KINDS[source_kind].poses and not poses):
+        raise ValueError(f"{_a(source_kind)} cannot be turned into {_a(target_kind)}: choose two different kinds "
+                         f"whose poses fit each other")
+    rng = random.Random(f"translate:{source_kind}:{target_kind}:{seed}")
+    thing = sample_thing(rng, kind=source_kind)
+    if poses:
+        thing = replace(thing, pose=rng.choice(poses))
+        thing = replace(thing, y=round(rng.uniform(*(SKY_BAND if thing.pose == "flying" else GROUND_BAND)), 4))
+    source = Scene(background=rng.choice(BACKGROUNDS), style=style, things=place([thing], rng)).validate()
+    target = source.replace_thing(0, **_as_kind(source.things[0], target_kind, rng).__dict__).validate()
+    wording = Wording.sample(rng)
+    original, editing = bracket(caption(source, wording), caption(target, wording))
+    return Edit(edit_type=1, source=source, target=target, original_prompt=original, editing_prompt=editing,
+                instruction=f"turn the {source_kind} into {_a(target_kind)}", blended_word=f"{source_kind} {target_kind}",
+                regions=(Region("thing", 0, 0),))
 
 
 def _change_content(scene, rng):
