@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from . import ddim
 from .interpolation import lerp
+from .inversion import _frozen
 from .models import as_tensor, decode_latents, encode_pictures, encode_prompts, initial_noise, picture_size
 
 
@@ -87,13 +88,8 @@ def optimise_embedding(unet, scheduler, z0: torch.Tensor, target_embedding: torc
     """Stage 1: e_opt from e_tgt (1, L, d) by ``steps`` Adam steps on :func:`denoising_loss`, ``unet`` frozen.
     Returns e_opt and the loss of every step."""
     e = target_embedding.detach().float().clone().requires_grad_(True)
-    flags = [p.requires_grad for p in unet.parameters()]
-    unet.requires_grad_(False)
-    try:
+    with _frozen(unet):  # gradients reach e, not the weights
         losses = _minimise([e], lambda: denoising_loss(unet, scheduler, z0, e, generator), steps, lr)
-    finally:
-        for p, flag in zip(unet.parameters(), flags):
-            p.requires_grad_(flag)
     return e.detach(), losses
 
 
