@@ -16,7 +16,6 @@ import time
 from dataclasses import replace
 
 import torch
-
 from editlab import inversion, methods
 from editlab.bench.format import strip_brackets
 from editlab.models import load_pipeline, paper_settings

@@ -17,7 +17,6 @@ import statistics
 import time
 
 import torch
-
 from editlab import editing, inversion, p2p
 from editlab.bench.format import strip_brackets
 from editlab.models import load_pipeline, paper_settings

@@ -3,10 +3,9 @@
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
-
 from editlab.toy.configs import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG
 from editlab.toy.tokenizer import world_tokenizer
+from transformers import CLIPTextConfig, CLIPTextModel
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,16 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
-
-from editlab.attention import (AttentionController, AttentionStore, Compose, ControlledProcessor, LayerInfo,
-                               attention_layers, controlled, cross_attention_maps)
+from editlab.attention import (
+    AttentionController,
+    AttentionStore,
+    Compose,
+    ControlledProcessor,
+    LayerInfo,
+    attention_layers,
+    controlled,
+    cross_attention_maps,
+)
 from editlab.toy.configs import UNET_CONFIG
 
 torch.set_num_threads(1)

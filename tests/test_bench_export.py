@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from editlab.bench import load, read_mapping
 from editlab.bench.export import EDITS_FILE, counts_for, export
 from editlab.world.edits import Edit

@@ -6,11 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-from PIL import Image
-
 from editlab.bench import BenchFormatError, decode_mask, encode_mask, load, read_mapping, write_mapping
 from editlab.bench.format import (
     CATEGORIES,
@@ -23,6 +18,10 @@ from editlab.bench.format import (
     strip_brackets,
     type_folder,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
 
 FIXTURE = Path(__file__).parent / "data" / "pie_bench_fixture"
 H = W = 512

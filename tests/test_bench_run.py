@@ -7,12 +7,20 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from editlab import metrics
 from editlab.bench import export, load
-from editlab.bench.run import (RUN_FILE, check_methods, claim_folder, edit_all, read_metrics, read_times, score_all,
-                               weights_digest, write_tables)
+from editlab.bench.run import (
+    RUN_FILE,
+    check_methods,
+    claim_folder,
+    edit_all,
+    read_metrics,
+    read_times,
+    score_all,
+    weights_digest,
+    write_tables,
+)
+from PIL import Image
 
 METHODS = ["ddim+p2p", "direct+p2p"]
 

@@ -3,7 +3,6 @@
 import pytest
 import torch
 from diffusers import DDIMScheduler
-
 from editlab import ddim
 from editlab.toy.configs import SCHEDULER_CONFIG
 

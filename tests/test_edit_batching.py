@@ -12,7 +12,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
 from editlab import editing, inversion, methods
 from editlab.attention import AttentionController, AttentionStore, Stacked
 

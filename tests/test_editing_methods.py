@@ -9,7 +9,6 @@ never the source; Plug-and-Play leaves no hook behind; the guidance step lowers 
 import numpy as np
 import pytest
 import torch
-
 from editlab import ddim, editing, inversion, masactrl, methods, pix2pix_zero, pnp
 from editlab.attention import AttentionStore, Compose, attention_layers
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from editlab.bench.format import bracketed_spans, strip_brackets
 from editlab.world.edits import EDIT_TYPES, Edit, bracket, kind_translation, make_edit
 from editlab.world.vocab import KINDS

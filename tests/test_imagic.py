@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
-
 from editlab import imagic
 from editlab.interpolation import lerp, slerp
-from editlab.models import encode_pictures, encode_prompts, as_tensor
+from editlab.models import as_tensor, encode_pictures, encode_prompts
 
 TARGET = "a photo of a red cat jumping on the grass"
 

@@ -9,7 +9,6 @@ branches alone and costs what DDIM costs.
 import numpy as np
 import pytest
 import torch
-
 from editlab import editing, inversion
 
 STEPS = 6

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from editlab import metrics
 
 
@@ -37,7 +36,9 @@ def test_background_psnr_and_mse_by_hand():
 def test_tensors_in_minus_one_one_equal_uint8_arrays():
     source, mask = pictures_and_mask()
     edited = source + np.uint8(10)
-    as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
+    def as_tensor(a):
+        return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
+
     torch.testing.assert_close(metrics.background_psnr(as_tensor(edited), as_tensor(source), mask),
                                metrics.background_psnr(edited, source, mask))
 

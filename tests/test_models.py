@@ -8,10 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from editlab import models
 from editlab.models import TOY_WEIGHTS, as_tensor, load_pipeline
+from PIL import Image
 
 
 def test_toy_loads_from_any_working_directory(tmp_path):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from editlab import inversion
 from editlab import noise_regularisation as nr
 

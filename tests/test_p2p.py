@@ -5,12 +5,25 @@ from contextlib import nullcontext
 import pytest
 import torch
 from diffusers import DDIMScheduler, UNet2DConditionModel
-
 from editlab import ddim
 from editlab.attention import AttentionController, LayerInfo, controlled
-from editlab.p2p import (LocalBlend, PromptEdit, Refine, Replace, Reweight, align_tokens, cross_replace_schedule, paper_controller,
-                         local_blend_mask, prompt_tokens, refine_mapper, replace_mapper, step_range, token_weights,
-                         word_token_indices)
+from editlab.p2p import (
+    LocalBlend,
+    PromptEdit,
+    Refine,
+    Replace,
+    Reweight,
+    align_tokens,
+    cross_replace_schedule,
+    local_blend_mask,
+    paper_controller,
+    prompt_tokens,
+    refine_mapper,
+    replace_mapper,
+    step_range,
+    token_weights,
+    word_token_indices,
+)
 from editlab.toy.configs import SCHEDULER_CONFIG, UNET_CONFIG
 from editlab.toy.tokenizer import world_tokenizer
 

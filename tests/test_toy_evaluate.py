@@ -1,9 +1,19 @@
 """The tiny model's evaluation: the oracle's verdicts broken down by attribute, and a small end-to-end run."""
 
 import pytest
-
-from editlab.toy.evaluate import (BARS, Sizes, agreement, agreement_by, asked, breakdown, confusions, evaluate,
-                                  one_object_prompts, report, report_breakdown)
+from editlab.toy.evaluate import (
+    BARS,
+    Sizes,
+    agreement,
+    agreement_by,
+    asked,
+    breakdown,
+    confusions,
+    evaluate,
+    one_object_prompts,
+    report,
+    report_breakdown,
+)
 from editlab.world.vocab import STYLES
 
 _, SCENES = one_object_prompts(60)

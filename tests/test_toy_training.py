@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-
 from editlab.models import load_pipeline
 from editlab.toy.__main__ import main, train_stage
 from editlab.toy.configs import COMPACT_VISION_CONFIG, UnetRecipe
@@ -74,7 +73,6 @@ def test_the_decoder_fine_tune_keeps_the_latents_and_ships_its_vae(workdir, tmp_
 
 def test_min_snr_weight_caps_the_signal_to_noise_ratio():
     from diffusers import DDIMScheduler
-
     from editlab.toy.configs import SCHEDULER_CONFIG
     from editlab.toy.unet import min_snr_weight
 
@@ -100,9 +98,8 @@ def test_the_assembled_folder_loads_as_a_pipeline_and_a_clip(workdir, tmp_path):
 
 
 def test_unpacking_a_shipped_folder_and_assembling_it_again_changes_no_weight(workdir, tmp_path):
-    from safetensors.torch import load_file
-
     from editlab.toy.ship import unpack
+    from safetensors.torch import load_file
 
     weights = tmp_path / "weights"
     assemble(workdir, weights)
@@ -260,9 +257,8 @@ def test_hard_negatives_swap_one_kind_or_colour_word_reproducibly():
 
 
 def test_contrastive_loss_is_clips_and_hard_negatives_only_add_columns(workdir):
-    from transformers import CLIPModel
-
     from editlab.toy.clip import contrastive_loss
+    from transformers import CLIPModel
 
     model = CLIPModel.from_pretrained(workdir / "clip_joint").eval()
     ids = torch.randint(5, 60, (4, 12), generator=torch.Generator().manual_seed(0))

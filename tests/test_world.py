@@ -6,11 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-from scipy.ndimage import binary_opening
-
-from editlab.world import KINDS, Scene, Thing, render, sample_scene
-from editlab.world import backgrounds, styles
+from editlab.world import KINDS, Scene, Thing, backgrounds, render, sample_scene, styles
 from editlab.world.captions import Wording, caption, paraphrases
+from scipy.ndimage import binary_opening
 
 
 def every_object():

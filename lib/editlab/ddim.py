@@ -17,7 +17,7 @@ Every function reads sizes from its inputs and the model, never the toy's: laten
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -14,9 +14,9 @@ own unconditional embeddings and its own pivot path), which a benchmark on a CPU
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 

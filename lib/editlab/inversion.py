@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 import torch
 
 from . import ddim
-from .noise_regularisation import Regulariser
 from .models import as_tensor, encode_pictures, encode_prompts, picture_size
+from .noise_regularisation import Regulariser
 
 METHODS = ("ddim", "null-text", "negative-prompt", "direct", "regularised")
 # the options each method takes (keyword arguments of invert / invert_many)

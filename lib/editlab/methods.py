@@ -22,7 +22,8 @@ edits one picture, :func:`edit_many_with` several.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 

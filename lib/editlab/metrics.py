@@ -151,10 +151,11 @@ def toy_backbones(weights=None) -> Backbones:
       layers) on the oracle's feature maps, with equal weights instead of LPIPS's learned ones;
     * CLIP: the tiny model's own CLIP (128 px, trained on the world's captions).
     """
+    from transformers import CLIPTokenizer
+
     from .models import TOY_WEIGHTS
     from .toy.oracle import Oracle
     from .toy.ship import load_clip
-    from transformers import CLIPTokenizer
 
     weights = TOY_WEIGHTS if weights is None else weights
     oracle = Oracle.load(weights / "oracle")

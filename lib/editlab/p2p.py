@@ -20,7 +20,8 @@ tokens, EOS, padding to ``tokenizer.model_max_length`` (L = 77 for SD).
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import difflib
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

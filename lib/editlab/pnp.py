@@ -30,7 +30,7 @@ code has a single, unconditional source row with the empty prompt and copies it 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

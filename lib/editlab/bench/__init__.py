@@ -4,6 +4,7 @@
 ``format`` holds the mask RLE, ids, paths and the mapping file.
 """
 
+from .export import export
 from .format import (
     CATEGORIES,
     EDIT_TYPES,
@@ -19,7 +20,6 @@ from .format import (
     type_folder,
     write_mapping,
 )
-from .export import export
 from .load import BenchItem, load
 
 __all__ = [

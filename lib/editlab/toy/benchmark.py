@@ -33,12 +33,12 @@ def main() -> None:
     for n in (2, 16):
         x = initial_noise(pipe, n, torch.Generator().manual_seed(0))
         c = cond.expand(n, -1, -1)
-        s = _median_seconds(lambda: pipe.unet(x, 500, encoder_hidden_states=c), repeats=20)
+        s = _median_seconds(lambda x=x, c=c: pipe.unet(x, 500, encoder_hidden_states=c), repeats=20)
         print(f"UNet call, batch {n:2d}: {s * 1000:7.1f} ms")
     uncond = encode_prompts(pipe, [""])
     for n in (1, 8):
         x_T = initial_noise(pipe, n, torch.Generator().manual_seed(0))
         c, u = cond.expand(n, -1, -1), uncond.expand(n, -1, -1)
-        s = _median_seconds(lambda: decode_latents(pipe, ddim.sample(pipe.unet, pipe.scheduler, x_T, c, u, 50, 7.5)[-1]),
+        s = _median_seconds(lambda x_T=x_T, c=c, u=u: decode_latents(pipe, ddim.sample(pipe.unet, pipe.scheduler, x_T, c, u, 50, 7.5)[-1]),
                             repeats=3)
         print(f"text-to-image, 50 steps, guidance 7.5, {n} at once: {n / s:6.2f} pictures/s ({s / n:.2f} s per picture)")

@@ -82,7 +82,7 @@ class Oracle(nn.Module):
         out: list[dict[str, str]] = []
         for start in range(0, len(pictures), batch):
             logits = self(pictures[start:start + batch])
-            best = {a: l.argmax(dim=1).tolist() for a, l in logits.items()}
+            best = {a: scores.argmax(dim=1).tolist() for a, scores in logits.items()}
             out += [{a: ATTRIBUTES[a][best[a][i]] for a in ATTRIBUTES} for i in range(len(logits["kind"]))]
         return out
 
@@ -94,7 +94,7 @@ class Oracle(nn.Module):
         (folder / "config.json").write_text(json.dumps({"width": self.width, "attributes": ATTRIBUTES, **card}, indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> "Oracle":
+    def load(cls, folder: Path) -> Oracle:
         folder = Path(folder)
         if not (folder / "model.safetensors").exists():
             raise FileNotFoundError(f"no oracle in {folder}: train it with python -m editlab.toy train --stage oracle")

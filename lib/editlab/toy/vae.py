@@ -14,8 +14,8 @@ so the UNet needs no retraining, and pictures come out sharper.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
-from .training import Checkpoint, cosine_lr
 from .configs import PICTURE_SIZE, VAE_CONFIG, DecoderRecipe, VaeRecipe
 from .data import EVAL_SEED0, TRAIN_SEED0, cached_pictures, psnr, random_crops, render_pictures, to_tensor
+from .training import Checkpoint, cosine_lr
 
 
 def lr_at(step: int, r: VaeRecipe) -> float:

@@ -27,7 +27,7 @@ class Wording:
     reverse: bool = False
 
     @classmethod
-    def sample(cls, rng: random.Random) -> "Wording":
+    def sample(cls, rng: random.Random) -> Wording:
         return cls(style=rng.randrange(3), background=rng.randrange(3), reverse=rng.random() < 0.3)
 
 

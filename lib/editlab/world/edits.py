@@ -114,7 +114,7 @@ class Edit:
                 "regions": [[r.what, r.source, r.target] for r in self.regions]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Edit":
+    def from_dict(cls, d: dict) -> Edit:
         return cls(edit_type=int(d["edit_type"]), source=Scene.from_dict(d["source"]), target=Scene.from_dict(d["target"]),
                    original_prompt=d["original_prompt"], editing_prompt=d["editing_prompt"],
                    instruction=d["instruction"], blended_word=d["blended_word"],

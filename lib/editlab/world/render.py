@@ -8,7 +8,7 @@ import numpy as np
 
 from . import objects, styles
 from .backgrounds import background
-from .paint import PAINTS, material_texture, zebra_coat, colour_rgb
+from .paint import PAINTS, colour_rgb, material_texture, zebra_coat
 from .scene import Scene, Thing
 from .shapes import Canvas
 

@@ -62,7 +62,7 @@ class Scene:
     style: str
     things: tuple[Thing, ...] = field(default_factory=tuple)
 
-    def validate(self) -> "Scene":
+    def validate(self) -> Scene:
         if self.background not in BACKGROUNDS:
             raise ValueError(f"unknown background {self.background!r}; choose one of {BACKGROUNDS}")
         if self.style not in STYLES:
@@ -78,7 +78,7 @@ class Scene:
         return {"background": self.background, "style": self.style, "things": [asdict(t) for t in self.things]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Scene":
+    def from_dict(cls, d: dict) -> Scene:
         try:
             things = tuple(Thing(**t) for t in d["things"])
             return cls(background=d["background"], style=d["style"], things=things).validate()
@@ -89,10 +89,10 @@ class Scene:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Scene":
+    def from_json(cls, text: str) -> Scene:
         return cls.from_dict(json.loads(text))
 
-    def replace_thing(self, i: int, **changes) -> "Scene":
+    def replace_thing(self, i: int, **changes) -> Scene:
         """A copy with object ``i`` changed, e.g. ``scene.replace_thing(0, colour="blue")``."""
         things = list(self.things)
         things[i] = replace(things[i], **changes)
