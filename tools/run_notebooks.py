@@ -2,9 +2,10 @@
 
     python tools/run_notebooks.py notebooks/00_the_world.ipynb [...] [-p NAME VALUE ...]
 
-A parameter goes to the notebooks that declare it in their ``parameters`` cell (``-p FULL True``
-switches the notebooks that have a quick and a full setting). Each notebook runs in its own folder (so it finds ../figures) and is replaced only when it ran
-to the end: a failing notebook leaves the committed one untouched. Widget state is stripped
+A parameter goes to the notebooks that declare it in their ``parameters`` cell (``-p FULL False`` runs
+notebooks 05 and 06 at their quick setting instead of the committed full one). Each notebook runs in its own
+folder (so it finds ../figures) and is replaced only when it ran to the end: a failing notebook leaves the
+committed one untouched. Widget state is stripped
 (it bloats the file and the pictures are in the outputs).
 """
 

@@ -1,0 +1,91 @@
+"""Every notebook, executed top to bottom at a quick setting (the tier that `make test` runs).
+
+Each notebook runs with papermill on a fresh ``python3`` kernel, with the parameters below injected: fewer DDIM
+steps, fewer pictures, fewer optimisation steps. Its own ``assert`` cells run (the written-out loops checked against
+the library and diffusers, the metrics checked against the runner); its figures go to a temporary folder
+(``EDITLAB_FIGURES``), and so does anything it writes to disk. Nothing committed is touched.
+
+What this does not check is that the committed numbers come back: that is ``make test-notebooks`` (nbval on the
+committed notebooks as they are, at their committed settings).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+# name -> (quick parameters, the figures it saves[, text its outputs must hold]). "{tmp}": the test's temporary folder.
+QUICK = {
+    "00_the_world.ipynb": (
+        {"N_SCENES": 6, "BENCH_PER_TYPE": 2, "BENCH_DIR": "{tmp}/bench"},
+        {"00_scenes", "00_kinds", "00_edit_types", "00_bench_stats"} | {f"00_axis_{a}" for a in (
+            "colour", "material", "pose", "accessory", "background", "style")}),
+    "01_tiny_stable_diffusion.ipynb": (
+        {"STEPS": 10, "N_PICTURES": 2, "GUIDANCE_SWEEP": [1.0, 7.5], "SAME_NOISE": 2},
+        {"01_vae_round_trip", "01_prompts", "01_sampling_step_by_step", "01_guidance_sweep",
+         "01_same_noise_one_word"}),
+    "02_ddim_inversion.ipynb": (
+        {"STEPS": 10, "N_PICTURES": 2, "GUIDANCES": [1.0, 7.5]},
+        {"02_reconstructions", "02_drift_vs_guidance"}),
+    "03_prompt_to_prompt.ipynb": (
+        {"STEPS": 10, "CROSS_FRACTIONS": [0.0, 0.2, 0.4, 0.8, 1.0], "SELF_FRACTIONS": [0.0, 0.2, 0.6]},
+        {"03_cross_attention_per_token", "03_self_attention_components", "03_replace_and_refine", "03_reweight",
+         "03_local_blend", "03_injection_sweep"}),
+    "04_null_text_inversion.ipynb": (
+        {"STEPS": 10, "N_PICTURES": 1},
+        {"04_reconstructions", "04_null_text_loss"}),
+    "05_direct_inversion.ipynb": (
+        {"FULL": False, "STEPS": 10, "DRIFT_PICTURES": 1},
+        {"05_source_branch_drift", "05_p2p_with_and_without_direct", "05_local_blend_threshold", "05_null_edit"}),
+    "06_pie_bench.ipynb": (
+        {"FULL": False, "STEPS": 10, "DATA": "{tmp}/data"},
+        {"06_claims", "06_qualitative"},
+        ["10 edits x 10 methods scored", "| direct+p2p vs ddim+p2p |", "StyleDiffusion + P2P (not implemented"]),
+    "07_pix2pix_zero.ipynb": (
+        {"STEPS": 10, "PICTURES": 3, "SENTENCES": 16, "REG_ITERATIONS": 2, "REG_ROLLS": 2},
+        {"07_noise_statistics", "07_with_and_without_guidance"}),
+    "08_imagic.ipynb": (
+        {"STEPS": 10, "EMBEDDING_STEPS": 20, "UNET_STEPS": 10, "ETAS": [0.0, 0.6, 1.0], "PICTURES": 2},
+        {"08_losses", "08_interpolation", "08_tradeoff"}),
+}
+
+
+def _fill(value, tmp: Path):
+    return value.replace("{tmp}", str(tmp)) if isinstance(value, str) else value
+
+
+def test_every_notebook_has_a_quick_setting():
+    assert sorted(QUICK) == sorted(p.name for p in NOTEBOOKS.glob("[0-9]*.ipynb"))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", sorted(QUICK))
+def test_notebook_runs_top_to_bottom_at_its_quick_setting(name, tmp_path, monkeypatch):
+    parameters, figures, *texts = QUICK[name]
+    declared = set(papermill.inspect_notebook(str(NOTEBOOKS / name)))
+    assert set(parameters) <= declared, f"{name} has no parameter(s) {set(parameters) - declared}"
+    monkeypatch.setenv("EDITLAB_FIGURES", str(tmp_path / "figures"))
+    # under pytest-xdist, each worker's kernel gets its share of the cores instead of all of them
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    monkeypatch.setenv("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    out = tmp_path / name
+    start = time.perf_counter()
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(out),
+                               parameters={k: _fill(v, tmp_path) for k, v in parameters.items()},
+                               kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
+    print(f"{name}: {time.perf_counter() - start:.0f} s at the quick setting")
+    nb = nbformat.read(out, as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                if o.get("output_type") == "error"]
+    assert {p.stem for p in (tmp_path / "figures").glob("*.png")} == figures
+    printed = "".join(o.get("text", "") + "".join(str(v) for v in o.get("data", {}).values())
+                      for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    for text in (texts[0] if texts else []):
+        assert text in printed, f"{name} did not print {text!r}"
