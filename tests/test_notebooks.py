@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+from nbclient.exceptions import CellTimeoutError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -57,6 +58,9 @@ QUICK = {
 }
 
 
+CELL_TIMEOUT = 300  # seconds; the slowest cell at a quick setting takes about one minute on 2 cores
+
+
 def _fill(value, tmp: Path):
     return value.replace("{tmp}", str(tmp)) if isinstance(value, str) else value
 
@@ -77,9 +81,19 @@ def test_notebook_runs_top_to_bottom_at_its_quick_setting(name, tmp_path, monkey
     monkeypatch.setenv("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     out = tmp_path / name
     start = time.perf_counter()
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(out),
-                               parameters={k: _fill(v, tmp_path) for k, v in parameters.items()},
-                               kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
+    for attempt in (1, 2):
+        try:
+            papermill.execute_notebook(str(NOTEBOOKS / name), str(out),
+                                       parameters={k: _fill(v, tmp_path) for k, v in parameters.items()},
+                                       kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
+                                       execution_timeout=CELL_TIMEOUT)
+            break
+        except CellTimeoutError:
+            # nbclient now and then never hears back from a cell that shows an ipywidgets.interact, though the
+            # kernel has finished it (nbclient issue 312, papermill issue 723): no quick cell takes minutes, so a
+            # timeout is that, and the notebook runs once more on a fresh kernel
+            if attempt == 2:
+                raise
     print(f"{name}: {time.perf_counter() - start:.0f} s at the quick setting")
     nb = nbformat.read(out, as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
