@@ -16,8 +16,9 @@ torch.set_num_threads(1)
 STEPS = 5
 SOURCE = "a photo of a blue cat sitting on the grass"
 TARGET = "a photo of a pink dog sitting on the grass"
-# The controlled processors compute attention as diffusers' do, up to rounding, which guidance 7.5 amplifies.
-ROUNDING = dict(rtol=1e-4, atol=1e-4)
+# The controlled processors compute attention as diffusers' do, up to rounding, which guidance 7.5 amplifies: up to
+# 1.3e-4 with PyTorch's AVX2 kernels (ATEN_CPU_CAPABILITY=avx2), so 5e-4, half the 1e-3 that "differs" asks below.
+ROUNDING = dict(rtol=5e-4, atol=5e-4)
 FEW = {"sentences": 8}  # pix2pix-zero's sentence sets, kept small here
 
 
