@@ -31,9 +31,10 @@ test: install
 	$(PYTEST) -n 2 --dist worksteal --durations=12 tests
 
 # The committed notebooks under nbval, as they are: cells marked NBVAL_CHECK_OUTPUT must print their committed
-# output. Run it before committing a notebook's outputs. Two notebooks at a time, one thread each.
+# output. Run it before committing a notebook's outputs. Two notebooks at a time, one thread each; the figures they
+# save go to a temporary folder, not over figures/.
 test-notebooks: install
-	OMP_NUM_THREADS=1 $(PYTEST) --nbval-lax --nbval-current-env -n 2 --dist loadfile --durations=12 notebooks
+	EDITLAB_FIGURES=$$(mktemp -d) OMP_NUM_THREADS=1 $(PYTEST) --nbval-lax --nbval-current-env -n 2 --dist loadfile --durations=12 notebooks
 
 lint: install
 	$(BIN)/python -m ruff check .
