@@ -103,3 +103,5 @@ def test_notebook_runs_top_to_bottom_at_its_quick_setting(name, tmp_path, monkey
                       for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     for text in (texts[0] if texts else []):
         assert text in printed, f"{name} did not print {text!r}"
+    if "DATA" in parameters:  # the run went where it was told, and says what made it
+        assert list((tmp_path / "data").glob("*/run.json")), f"{name} wrote no run.json under its DATA folder"
