@@ -34,7 +34,7 @@ test: install
 # output. Run it before committing a notebook's outputs. Two notebooks at a time, one thread each; the figures they
 # save go to a temporary folder, not over figures/.
 test-notebooks: install
-	EDITLAB_FIGURES=$$(mktemp -d) OMP_NUM_THREADS=1 $(PYTEST) --nbval-lax --nbval-current-env -n 2 --dist loadfile --durations=12 notebooks
+	EDITLAB_FIGURES=$$(mktemp -d) OMP_NUM_THREADS=1 $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=7200 -n 2 --dist loadfile --durations=12 notebooks
 
 lint: install
 	$(BIN)/python -m ruff check .

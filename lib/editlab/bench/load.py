@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral
 from pathlib import Path
 
@@ -165,3 +165,24 @@ def load(root, types=None, limit: int | None = None) -> list[BenchItem]:
         taken[t] += 1
         items.append(_item(root, key, mapping[key]))
     return items
+
+
+def centre_square(picture: Image.Image, size: int, resample=Image.Resampling.LANCZOS) -> Image.Image:
+    """The largest centred square of ``picture``, resized to ``size`` x ``size`` (nothing squashed)."""
+    w, h = picture.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return picture.resize((size, size), resample, box=(left, top, left + side, top + side))
+
+
+def resized(item: BenchItem, size: int) -> BenchItem:
+    """``item`` with its picture, mask and ground truth centre-cropped and resized to ``size`` x ``size``
+    (the mask by nearest neighbour, so it stays a mask); an item of that size already is returned as it is."""
+    if item.image.shape[:2] == (size, size):
+        return item
+
+    def picture(a):
+        return None if a is None else np.asarray(centre_square(Image.fromarray(a), size))
+
+    mask = np.asarray(centre_square(Image.fromarray(item.mask), size, Image.Resampling.NEAREST))
+    return replace(item, image=picture(item.image), mask=mask, ground_truth=picture(item.ground_truth))

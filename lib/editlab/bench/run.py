@@ -7,16 +7,19 @@ Two phases, both resumable:
 1. **edit**: for every benchmark item, invert its picture once per inversion the methods need
    (DDIM and Direct Inversion share one pivot path: Direct is a policy for the source branch, not
    another inversion), run every method (several pictures per UNet batch), and save
-   ``<out>/<method>/<file_id>.png``; the seconds and
-   UNet calls of each edit go to ``<out>/times.jsonl``. Pictures already saved are not redone, and
-   ``<out>/run.json`` records what made them (the model, a digest of its weights, steps, guidance): a
-   folder made by other weights or settings is refused rather than silently mixed into this run.
+   ``<out>/<method>/<file_id>.png``; the seconds, UNet calls and a digest of the edit's inputs (its
+   source picture, prompts, blended words and mask) go to ``<out>/times.jsonl``. Pictures already saved
+   from the same inputs are not redone; pictures whose inputs changed (a re-exported benchmark in an old
+   folder) are redone, with a warning. ``<out>/run.json`` records what made them (the model, a digest of
+   its weights, steps, guidance, picture size, and the benchmark): a folder made by other weights or
+   settings is refused rather than silently mixed into this run.
 2. **score**: the seven PIE-Bench metrics (:func:`editlab.metrics.pie_bench_metrics`) of every saved
    picture, plus, where the benchmark has a ground truth (our world), the PSNR to it inside the mask
    and the attribute oracle's judgement. Written as the official per-picture CSV layout
    (``file_id, <method>|<metric>, ...``) to ``<out>/metrics.csv`` and aggregated (mean, standard error,
    count) to ``<out>/summary.csv`` and ``<out>/summary.md``, whose header names the backbone of each
-   learned metric.
+   learned metric. Scoring some of the methods again merges them into these tables; scoring another set
+   of edits (``--types``, ``--limit``) writes tables of its own beside them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import csv
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,9 +39,10 @@ from tqdm.auto import tqdm
 
 from .. import inversion, metrics
 from ..methods import EDITORS, parse_method
-from ..models import load_pipeline, paper_settings, to_uint8
+from ..models import load_pipeline, paper_settings, picture_size, to_uint8
 from .export import EDITS_FILE
-from .load import BenchItem, load
+from .format import MAPPING_FILE
+from .load import BenchItem, load, resized
 
 TIMES = "times.jsonl"
 RUN_FILE = "run.json"
@@ -56,8 +61,27 @@ def _pivot_kind(inversion_name: str) -> str:
     return "ddim" if inversion_name == "direct" else inversion_name
 
 
-def _done(out: Path, method: str, item: BenchItem) -> bool:
+def inputs_digest(item: BenchItem) -> str:
+    """SHA-256 of what an edit is made from: the source picture as the model sees it, both prompts, the
+    blended words and the mask. A re-exported or resized benchmark changes it; the same files do not."""
+    h = hashlib.sha256()
+    for array in (item.image, item.mask):
+        h.update(f"{array.dtype}{array.shape};".encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    h.update(json.dumps([item.original_prompt, item.editing_prompt, item.blended_words]).encode())
+    return h.hexdigest()
+
+
+def _saved(out: Path, method: str, item: BenchItem) -> bool:
     return (out / method / f"{item.id}.png").exists()
+
+
+def stale_edits(items: list[BenchItem], method: str, out: Path, times: dict) -> list[str]:
+    """Ids of the saved pictures of ``method`` that were not made from the items' current inputs (or whose
+    record says nothing about their inputs)."""
+    recorded = times.get(method, {})
+    return [i.id for i in items if _saved(out, method, i)
+            and recorded.get(i.id, {}).get("inputs_sha256") != inputs_digest(i)]
 
 
 def weights_digest(*modules: torch.nn.Module) -> str:
@@ -74,40 +98,79 @@ def weights_digest(*modules: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def run_identity(pipe, steps: int, guidance: float) -> dict:
+def run_identity(pipe, steps: int, guidance: float, size: int | None = None) -> dict:
     """What decides a run's pictures, as ``run.json`` records it. The model's name or path is kept for the
     reader; folders are compared by the other entries (the same weights may sit at another path)."""
     return {"model": str(getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path", "")),
             "weights_sha256": weights_digest(pipe.unet, pipe.vae, pipe.text_encoder),
-            "steps": steps, "guidance": guidance}
+            "steps": steps, "guidance": guidance, "size": size or picture_size(pipe)}
+
+
+# Recorded for the reader, not compared: the same weights may sit at another path, and the benchmark is
+# checked edit by edit (``inputs_sha256``), so a changed benchmark redoes the edits it changed.
+_NOT_COMPARED = ("model", "bench")
+
+
+def read_run_record(out: Path) -> dict | None:
+    """``<out>/run.json`` as a dict, None if there is none; a damaged one is an error that names it."""
+    record = Path(out) / RUN_FILE
+    if not record.exists():
+        return None
+    try:
+        made_by = json.loads(record.read_text())
+        if not isinstance(made_by, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as e:
+        raise ValueError(f"{record} is damaged ({e}), so nothing says what made the pictures in {out}; delete the "
+                         f"folder to recompute the run, or choose another --out") from None
+    return made_by
+
+
+def check_record(out: Path, made_by: dict, identity: dict) -> None:
+    """ValueError if the run recorded in ``out`` was made with other weights or settings than ``identity``."""
+    differ = ", ".join(f"{k}: {made_by.get(k)!r} there, {v!r} now" for k, v in identity.items()
+                       if k not in _NOT_COMPARED and made_by.get(k) != v)
+    if differ:
+        raise ValueError(f"{out} holds a run made with other weights or settings ({differ}); run it with the same "
+                         f"ones, delete the folder to recompute it, or choose another --out")
 
 
 def claim_folder(out: Path, identity: dict) -> None:
-    """Make ``out`` this run's folder, or check that it already is.
+    """Make ``out`` this run's folder, or check that it already is (and record the benchmark it now runs).
 
     A folder whose ``run.json`` names other weights or settings, or that holds pictures but no ``run.json``
     (so nothing says what made them), raises ValueError: resuming it would mix two runs into one table."""
-    record = out / RUN_FILE
-    if record.exists():
-        made_by = json.loads(record.read_text())
-        differ = ", ".join(f"{k}: {made_by.get(k)!r} there, {v!r} now" for k, v in identity.items()
-                           if k != "model" and made_by.get(k) != v)
-        if differ:
-            raise ValueError(f"{out} holds a run made with other weights or settings ({differ}); delete the folder "
-                             f"to recompute it, or choose another --out")
-        return
-    if out.exists() and any(out.glob("*/*.png")):
+    made_by = read_run_record(out)
+    if made_by is not None:
+        check_record(out, made_by, identity)
+        identity = {**made_by, **identity}
+    elif out.exists() and any(out.glob("*/*.png")):
         raise ValueError(f"{out} holds edited pictures but no {RUN_FILE}, so nothing says which model made them; "
                          f"delete the folder to recompute it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{RUN_FILE}"
     tmp.write_text(json.dumps(identity, indent=1) + "\n")
-    tmp.replace(record)
+    tmp.replace(out / RUN_FILE)
+
+
+def bench_identity(bench: Path) -> dict:
+    """The benchmark a run was made from, for ``run.json``: its folder and a digest of its mapping file."""
+    mapping = Path(bench) / MAPPING_FILE
+    return {"path": str(Path(bench).resolve()), "mapping_sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
+
+
+def check_sizes(items: list[BenchItem], size: int | None) -> None:
+    """ValueError, saying what to do, if some pictures are not ``size`` x ``size``, the size the run is made at."""
+    wrong = [i for i in items if i.image.shape[:2] != (size, size)]
+    if wrong:
+        h, w = wrong[0].image.shape[:2]
+        raise ValueError(f"{len(wrong)} benchmark pictures (e.g. {wrong[0].id}, {w}x{h} px) are not {size}x{size}, "
+                         f"the size this run is made at; pass --resize (resize=True) to centre-crop and resize them")
 
 
 def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps: int, guidance: float,
-             progress: bool = True, batch: int = 8, edit_batch: int = 4) -> None:
-    """Phase 1: every method on every item, skipping the pictures already saved in ``out``.
+             progress: bool = True, batch: int = 8, edit_batch: int = 4, bench: Path | None = None) -> None:
+    """Phase 1: every method on every item, skipping the pictures already saved in ``out`` from the same inputs.
 
     The items go in groups of ``batch``: each group's pictures are inverted together, in one UNet batch
     (:func:`editlab.inversion.invert_many`; on a CPU this is what makes Null-text inversion affordable),
@@ -116,13 +179,32 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
     if batch < 1 or edit_batch < 1:
         raise ValueError(f"batch and edit_batch are numbers of pictures, at least 1; got {batch} and {edit_batch}")
     plan = check_methods(methods)
-    claim_folder(out, run_identity(pipe, steps, guidance))
+    size = picture_size(pipe)
+    check_sizes(items, size)
+    out = Path(out)
+    identity = run_identity(pipe, steps, guidance, size)
+    if bench is not None:
+        identity["bench"] = bench_identity(bench)
+    claim_folder(out, identity)
     for name, _, _ in plan:
         (out / name).mkdir(exist_ok=True)
+    times = read_times(out)
+    for name, _, _ in plan:
+        stale = stale_edits(items, name, out, times)
+        unrecorded = [k for k in stale if "inputs_sha256" not in times.get(name, {}).get(k, {})]
+        changed = [k for k in stale if k not in unrecorded]
+        if changed:
+            warnings.warn(f"{len(changed)} saved edits of {name} in {out} were made from other inputs than the "
+                          f"benchmark now holds (e.g. {changed[0]}): redoing them", stacklevel=2)
+        if unrecorded:
+            warnings.warn(f"{len(unrecorded)} saved edits of {name} in {out} have no record of their inputs in "
+                          f"{TIMES} (e.g. {unrecorded[0]}), so nothing says what they were made from: redoing them", stacklevel=2)
+    done = {(name, i.id) for name, _, _ in plan for i in items if _saved(out, name, i)
+            and times.get(name, {}).get(i.id, {}).get("inputs_sha256") == inputs_digest(i)}
     bar = tqdm(total=len(items) * len(plan), desc="edit", unit="edit", disable=not progress, mininterval=5)
     for start in range(0, len(items), batch):
         group = items[start:start + batch]
-        todo = {item.id: [(n, inv, ed) for n, inv, ed in plan if not _done(out, n, item)] for item in group}
+        todo = {item.id: [(n, inv, ed) for n, inv, ed in plan if (n, item.id) not in done] for item in group}
         bar.update(sum(len(plan) - len(t) for t in todo.values()))
         pivot_kinds = {_pivot_kind(inv) for t in todo.values() for _, inv, _ in t}
         inverted: dict[tuple[str, str], inversion.Inverted] = {}
@@ -151,21 +233,41 @@ def _save(out: Path, method: str, item: BenchItem, base: inversion.Inverted, edi
     picture = to_uint8(edited.targets)[0]
     tmp = out / method / f".{item.id}.png"
     Image.fromarray(picture).save(tmp, format="PNG")
-    with (out / TIMES).open("a") as f:
-        f.write(json.dumps({"method": method, "file_id": item.id, "inversion_seconds": round(base.seconds, 3),
-                            "inversion_batch": base.extra.get("batch", 1), "edit_seconds": round(edited.seconds, 3),
-                            "edit_batch": edit_batch, "unet_calls": base.unet_calls + edited.unet_calls}) + "\n")
+    _append_line(out / TIMES, json.dumps({
+        "method": method, "file_id": item.id, "inversion_seconds": round(base.seconds, 3),
+        "inversion_batch": base.extra.get("batch", 1), "edit_seconds": round(edited.seconds, 3),
+        "edit_batch": edit_batch, "unet_calls": base.unet_calls + edited.unet_calls,
+        "inputs_sha256": inputs_digest(item)}))
     tmp.replace(out / method / f"{item.id}.png")
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append ``line`` to a line-per-record file; a last line cut short (an interrupted write) is ended
+    first, so the new record never joins onto it."""
+    with path.open("a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write(line.encode() + b"\n")
 
 
 def read_times(out: Path) -> dict[str, dict[str, dict]]:
     """``times[method][file_id]``: the last recorded time of each edit."""
     times: dict[str, dict[str, dict]] = {}
-    path = out / TIMES
-    if path.exists():
-        for line in path.read_text().splitlines():
+    path = Path(out) / TIMES
+    if not path.exists():
+        return times
+    damaged = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
             row = json.loads(line)
             times.setdefault(row["method"], {})[row["file_id"]] = row
+        except (ValueError, KeyError, TypeError):
+            damaged.append(number)
+    if damaged:
+        warnings.warn(f"{path}: {len(damaged)} damaged lines (e.g. line {damaged[0]}, cut short by an interrupted "
+                      f"run?) were ignored; the edits they recorded count as not done", stacklevel=2)
     return times
 
 
@@ -186,12 +288,18 @@ def score_all(items: list[BenchItem], methods: list[str], out: Path, bench: Path
     """Phase 2: per method and column, the value of every item (NaN where it cannot be measured)."""
     backbones = backbones or metrics.available_backbones()
     edits = _world_edits(bench)
+    times = read_times(out)
     scores: dict[str, dict[str, list[float]]] = {}
     for name in methods:
-        missing = [i.id for i in items if not _done(out, name, i)]
+        missing = [i.id for i in items if not _saved(out, name, i)]
         if missing:
             raise ValueError(f"{len(missing)} pictures of {name} are missing from {out / name} (e.g. {missing[0]}): "
                              f"run the edit phase first (python -m editlab.bench run ... without --score-only)")
+        stale = stale_edits(items, name, out, times)
+        if stale:
+            raise ValueError(f"{len(stale)} pictures of {name} in {out / name} were not made from the inputs the "
+                             f"benchmark {bench} now holds (e.g. {stale[0]}): run the edit phase again (without "
+                             f"--score-only) to redo them, or choose another --out")
         columns: dict[str, list[float]] = {}
         for start in range(0, len(items), batch):
             chunk = items[start:start + batch]
@@ -214,30 +322,43 @@ def score_all(items: list[BenchItem], methods: list[str], out: Path, bench: Path
 
 def write_tables(items: list[BenchItem], scores: dict[str, dict[str, list[float]]], out: Path,
                  backbones: metrics.Backbones, times: dict[str, dict[str, dict]]) -> str:
-    """``metrics.csv`` (per picture, the official layout), ``summary.csv`` and ``summary.md``; returns the Markdown."""
+    """``metrics.csv`` (per picture, the official layout), ``summary.csv`` and ``summary.md``; returns the Markdown.
+
+    Methods scored before on the same edits and not now are kept (the tables hold every method scored);
+    a different set of edits gets tables of its own, ``metrics-<n>-edits-<digest>.csv`` and so on, so a
+    subset never replaces the full run's tables."""
+    out = Path(out)
+    ids = [i.id for i in items]
+    suffix = ""
+    if (out / "metrics.csv").exists():
+        before = read_metrics(out)
+        if list(before["file_id"][""]) == ids:
+            kept = {m: {c: list(v) for c, v in cols.items()} for m, cols in before.items()
+                    if m != "file_id" and m not in scores}
+            scores = {**kept, **scores}
+        else:
+            suffix = f"-{len(ids)}-edits-{hashlib.sha256(' '.join(ids).encode()).hexdigest()[:8]}"
     methods = list(scores)
-    columns = [c for c in (*metrics.PIE_BENCH_COLUMNS, *GROUND_TRUTH_COLUMNS) if c in scores[methods[0]]]
-    with (out / "metrics.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file_id"] + [f"{m}|{c}" for m in methods for c in columns])
-        for k, item in enumerate(items):
-            w.writerow([item.id] + [_fmt(scores[m][c][k]) for m in methods for c in columns])
+    columns = [c for c in (*metrics.PIE_BENCH_COLUMNS, *GROUND_TRUTH_COLUMNS) if any(c in scores[m] for m in methods)]
+    nan = [math.nan] * len(items)
+    value = {m: {c: scores[m].get(c, nan) for c in columns} for m in methods}
+    _write_atomically(out / f"metrics{suffix}.csv", [["file_id"] + [f"{m}|{c}" for m in methods for c in columns]]
+                      + [[item.id] + [_fmt(value[m][c][k]) for m in methods for c in columns]
+                         for k, item in enumerate(items)])
     rows = []
     for m in methods:
         row = {"method": m}
         for c in columns:
-            row[c] = metrics.mean_and_error(scores[m][c])
+            row[c] = metrics.mean_and_error(value[m][c])
         t = [times.get(m, {}).get(i.id) for i in items]
         t = [r["inversion_seconds"] + r["edit_seconds"] for r in t if r]
         row["seconds per edit"] = (float(np.mean(t)), float(np.std(t) / math.sqrt(len(t))) if len(t) > 1 else math.nan, len(t)) \
             if t else (math.nan, math.nan, 0)
         rows.append(row)
     heads = columns + ["seconds per edit"]
-    with (out / "summary.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["method"] + [f"{c} {part}" for c in heads for part in ("mean", "stderr", "n")])
-        for r in rows:
-            w.writerow([r["method"]] + [_fmt(x) for c in heads for x in r[c]])
+    _write_atomically(out / f"summary{suffix}.csv",
+                      [["method"] + [f"{c} {part}" for c in heads for part in ("mean", "stderr", "n")]]
+                      + [[r["method"]] + [_fmt(x) for c in heads for x in r[c]] for r in rows])
     lines = [f"{len(items)} edits; mean ± standard error (edits without a background are left out of the background "
              f"columns). Backbones: structure distance: {backbones.names['structure']}; LPIPS: "
              f"{backbones.names['perceptual']}; CLIP: {backbones.names['clip']}.", "",
@@ -245,22 +366,47 @@ def write_tables(items: list[BenchItem], scores: dict[str, dict[str, list[float]
     for r in rows:
         lines.append(f"| {r['method']} | " + " | ".join(f"{r[c][0]:.2f} ± {r[c][1]:.2f}" for c in heads) + " |")
     text = "\n".join(lines) + "\n"
-    (out / "summary.md").write_text(text)
+    tmp = out / f".summary{suffix}.md"
+    tmp.write_text(text)
+    tmp.replace(out / f"summary{suffix}.md")
     return text
 
 
-def read_metrics(out) -> dict[str, dict[str, np.ndarray]]:
+def _write_atomically(path: Path, rows: list[list[str]]) -> None:
+    """A CSV written beside ``path`` and then moved over it: an interrupted write leaves the old file whole."""
+    tmp = path.with_name(f".{path.name}")
+    with tmp.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    tmp.replace(path)
+
+
+def read_metrics(out, name: str = "metrics.csv") -> dict[str, dict[str, np.ndarray]]:
     """``metrics.csv`` of a scored run read back: ``values[method][column]``, one value per edit in the
-    file's row order (NaN where the official script writes "nan"), and ``values["file_id"]``."""
-    with (Path(out) / "metrics.csv").open(newline="") as f:
+    file's row order (NaN where the official script writes "nan"), and ``values["file_id"]``. Rows cut
+    short or otherwise unreadable are left out, with a warning that names them."""
+    path = Path(out) / name
+    with path.open(newline="") as f:
         rows = list(csv.reader(f))
     if not rows:
-        raise ValueError(f"{Path(out) / 'metrics.csv'} is empty: score the run first (python -m editlab.bench run ...)")
-    head, body = rows[0], rows[1:]
+        raise ValueError(f"{path} is empty: score the run first (python -m editlab.bench run ...)")
+    head, body, damaged = rows[0], [], []
+    if head[0] != "file_id" or not all("|" in h for h in head[1:]):
+        raise ValueError(f"{path} does not start with the header 'file_id,<method>|<metric>,...'; it is damaged: "
+                         f"score the run again (python -m editlab.bench run ... --score-only)")
+    for number, r in enumerate(rows[1:], start=2):
+        try:
+            if len(r) != len(head):
+                raise ValueError
+            body.append((r[0], [float(x) for x in r[1:]]))
+        except ValueError:
+            damaged.append(number)
+    if damaged:
+        warnings.warn(f"{path}: {len(damaged)} damaged rows (e.g. line {damaged[0]}) were left out; score the run "
+                      f"again to rewrite the file", stacklevel=2)
     values: dict[str, dict[str, np.ndarray]] = {"file_id": {"": np.array([r[0] for r in body])}}
-    for k, name in enumerate(head[1:], start=1):
-        method, column = name.split("|", 1)
-        values.setdefault(method, {})[column] = np.array([float(r[k]) for r in body])
+    for k, column_name in enumerate(head[1:]):
+        method, column = column_name.split("|", 1)
+        values.setdefault(method, {})[column] = np.array([r[1][k] for r in body])
     return values
 
 
@@ -270,20 +416,33 @@ def _fmt(x: float) -> str:
 
 def run(bench, methods: list[str], out, types=None, limit: int | None = None, model: str = "toy", device: str = "cpu",
         steps: int | None = None, guidance: float | None = None, score: bool = True, edit: bool = True,
-        progress: bool = True, batch: int = 8, edit_batch: int = 4) -> str | None:
+        progress: bool = True, batch: int = 8, edit_batch: int = 4, resize: bool = False) -> str | None:
     """Both phases; returns the summary's Markdown (None with ``score=False``). ``batch``: pictures
     inverted together in one UNet batch; ``edit_batch``: edits run together in one UNet batch (lower
-    them on a GPU short of memory)."""
+    them on a GPU short of memory). ``resize``: centre-crop and resize pictures, masks and ground truths
+    that are not the model's size (the real PIE-Bench's 512 px for the tiny model); the run is then made
+    and scored at the model's size, and ``run.json`` records it."""
     bench, out = Path(bench), Path(out)
     check_methods(methods)
     items = load(bench, types, limit)
     if not items:
         raise ValueError(f"no edits of types {types} in {bench}")
     settings = paper_settings(model)
+    steps, guidance = steps or settings.steps, guidance or settings.guidance
     if edit:
         pipe = load_pipeline(model, device=device)
-        edit_all(pipe, items, methods, out, steps or settings.steps, guidance or settings.guidance, progress, batch,
-                 edit_batch)
+        if resize:
+            items = [resized(i, picture_size(pipe)) for i in items]
+        edit_all(pipe, items, methods, out, steps, guidance, progress, batch, edit_batch, bench=bench)
+    else:
+        made_by = read_run_record(out)
+        if made_by is None:
+            raise ValueError(f"{out} holds no {RUN_FILE}, so nothing says how its pictures were made: run the edit "
+                             f"phase first (without --score-only)")
+        check_record(out, made_by, {"steps": steps, "guidance": guidance})
+        if resize and made_by.get("size"):
+            items = [resized(i, made_by["size"]) for i in items]
+        check_sizes(items, made_by.get("size"))
     if not score:
         return None
     backbones = metrics.available_backbones()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..cli import debug_option, run_command
 from ..models import TOY_WEIGHTS
 from . import configs
 
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editlab.toy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train one stage of the tiny Stable Diffusion (resumable)")
+    tr = sub.add_parser("train", parents=[debug_option()], help="train one stage of the tiny Stable Diffusion (resumable)")
     tr.add_argument("--stage", choices=STAGES + ("all",), required=True)
     tr.add_argument("--workdir", type=Path, default=Path("data/toy"), help="checkpoints, logs and caches")
     tr.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -157,16 +158,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="unet: unpack this shipped folder into --workdir and continue its UNet with the "
                          "recipe's last restart cycle (--set restarts=N: the shipped count plus one); "
                          "decoder: fine-tune its VAE's decoder")
-    sh = sub.add_parser("ship", help="convert the trained stages to float16 and write the shipped folder")
+    sh = sub.add_parser("ship", parents=[debug_option()], help="convert the trained stages to float16 and write the shipped folder")
     sh.add_argument("--workdir", type=Path, default=Path("data/toy"))
     sh.add_argument("--weights", type=Path, default=TOY_WEIGHTS)
-    ev = sub.add_parser("evaluate", help="measure the model against its bars; write metrics.json and the model card")
+    ev = sub.add_parser("evaluate", parents=[debug_option()], help="measure the model against its bars; write metrics.json and the model card")
     ev.add_argument("--weights", type=Path, default=TOY_WEIGHTS)
     ev.add_argument("--quick", action="store_true", help="a few pictures per measurement (a smoke test, not the numbers)")
     ev.add_argument("--threads", type=int, default=None)
-    be = sub.add_parser("benchmark", help="print sampling throughput and UNet latency on this machine")
+    be = sub.add_parser("benchmark", parents=[debug_option()], help="print sampling throughput and UNet latency on this machine")
     be.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if getattr(args, "stage", None) == "all" and (args.set or args.from_weights):
+        parser.error("--set and --from-weights apply to one stage; train the stages one by one")
+    resumable = "checkpoints are kept: the same command resumes training" if args.command == "train" else None
+    return run_command(lambda: _command(args), args.debug, resumable)
+
+
+def _command(args) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     if args.command == "ship":
@@ -182,14 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
         benchmark()
         return 0
-    if args.stage == "all" and (args.set or args.from_weights):
-        parser.error("--set and --from-weights apply to one stage; train the stages one by one")
-    try:
-        for stage in STAGES if args.stage == "all" else (args.stage,):
-            train_stage(stage, args.workdir, args.set, args.from_weights)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    for stage in STAGES if args.stage == "all" else (args.stage,):
+        train_stage(stage, args.workdir, args.set, args.from_weights)
     return 0
 
 

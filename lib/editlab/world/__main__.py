@@ -13,6 +13,7 @@ import time
 
 from PIL import Image
 
+from ..cli import debug_option, run_command
 from .captions import caption
 from .render import render
 from .scene import sample_scene
@@ -33,29 +34,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editlab.world", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("benchmark", help="print rendering speed on one core (last line: '<N> scenes/s')")
+    b = sub.add_parser("benchmark", parents=[debug_option()], help="print rendering speed on one core (last line: '<N> scenes/s')")
     b.add_argument("--scenes", type=int, default=1000)
     b.add_argument("--size", type=int, default=128)
-    s = sub.add_parser("show", help="render the scene of a seed to a PNG file")
+    s = sub.add_parser("show", parents=[debug_option()], help="render the scene of a seed to a PNG file")
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "benchmark":
-            if hasattr(os, "sched_setaffinity"):
-                os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the figure claims
-            rate = benchmark(args.scenes, args.size)
-            print(f"rendered {args.scenes} scenes of 1-3 objects at {args.size}x{args.size} px on one core")
-            print(f"{rate:.0f} scenes/s")
-        else:
-            scene = sample_scene(args.seed)
-            Image.fromarray(render(scene, args.size).image).save(args.out)
-            print(caption(scene))
-            print(scene.to_json())
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _command(args), args.debug)
+
+
+def _command(args) -> int:
+    if args.command == "benchmark":
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the figure claims
+        rate = benchmark(args.scenes, args.size)
+        print(f"rendered {args.scenes} scenes of 1-3 objects at {args.size}x{args.size} px on one core")
+        print(f"{rate:.0f} scenes/s")
+    else:
+        scene = sample_scene(args.seed)
+        Image.fromarray(render(scene, args.size).image).save(args.out)
+        print(caption(scene))
+        print(scene.to_json())
     return 0
 
 
