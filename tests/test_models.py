@@ -17,6 +17,7 @@ def test_toy_loads_from_any_working_directory(tmp_path):
     code = "import editlab, editlab.models as m; p = editlab.load_pipeline('toy'); print(type(p).__name__, m.picture_size(p))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["StableDiffusionPipeline", "128"]
+    assert out.stderr == ""  # no loader chatter (e.g. transformers' notes on torchvision)
 
 
 def test_real_sd_offline_says_what_is_missing_and_how_to_get_it(tmp_path):

@@ -23,13 +23,15 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from .prompts import padded_token_ids
+
 
 def unit_range(pictures) -> torch.Tensor:
     """Pictures as float32 (n, 3, H, W) in [0, 1]."""
     if isinstance(pictures, np.ndarray):
         if pictures.dtype != np.uint8 or pictures.shape[-1] != 3:
             raise ValueError(f"expected uint8 pictures (n, H, W, 3) or (H, W, 3), got {pictures.dtype} {pictures.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(pictures)).float().div(255)
+        x = torch.from_numpy(np.require(pictures, requirements=("C", "W"))).float().div(255)  # writable: no torch warning
         x = x.unsqueeze(0) if x.ndim == 3 else x
         return x.permute(0, 3, 1, 2)
     if isinstance(pictures, torch.Tensor):
@@ -190,8 +192,7 @@ def _clip_scorer(clip, tokenizer, size: int, normalise):
         x = (x * 2 - 1) if normalise is None else normalise(x)
         device = next(clip.parameters()).device
         image = clip.get_image_features(pixel_values=x.to(device))
-        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                        return_tensors="pt").input_ids.to(device)
+        ids = padded_token_ids(tokenizer, prompts).to(device)
         text = clip.get_text_features(input_ids=ids)
         image = image if isinstance(image, torch.Tensor) else image.pooler_output
         text = text if isinstance(text, torch.Tensor) else text.pooler_output

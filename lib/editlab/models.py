@@ -4,7 +4,8 @@
     pipe = load_pipeline("CompVis/stable-diffusion-v1-4", device="cuda", dtype=torch.float16)
     pipe = load_pipeline("/path/to/a/diffusers/folder")
 
-and the few conversions every notebook needs: prompts to embeddings, pictures to latents and back.
+and the few conversions every notebook needs: a picture of your own to the model's size
+(:func:`prepare_picture`), prompts to embeddings, pictures to latents and back.
 All of them read sizes from the pipeline (latent channels, picture size, text length), never the toy's.
 """
 
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .prompts import padded_token_ids
 
 TOY = "toy"
 TOY_WEIGHTS = Path(__file__).resolve().parent / "toy" / "weights"
@@ -56,7 +59,21 @@ def _missing_weights_message(model: str, error: Exception) -> str:
     )
 
 
-def load_pipeline(model: str = TOY, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+def _looks_like_a_path(model: str) -> bool:
+    """A local path rather than a hub id ("owner/name"): absolute, relative to . or ~, or deeper than one folder."""
+    return Path(model).is_absolute() or model.startswith((".", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def _single_file_message(path: Path) -> str:
+    return (f"{path} is a file; load_pipeline takes a diffusers pipeline folder (model_index.json, unet/, vae/, "
+            f"text_encoder/, tokenizer/, scheduler/), a Hugging Face hub id such as 'CompVis/stable-diffusion-v1-4', "
+            f"or 'toy'. A single-file checkpoint (.safetensors, .ckpt) converts once into such a folder with\n"
+            f"    from diffusers import StableDiffusionPipeline\n"
+            f"    StableDiffusionPipeline.from_single_file({str(path)!r}).save_pretrained('my-sd-folder')\n"
+            f"and then loads with load_pipeline('my-sd-folder').")
+
+
+def load_pipeline(model: str | Path = TOY, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                   instruct: bool | None = None):
     """A diffusers pipeline for ``model``: "toy", a hub id, or a local folder in diffusers format.
 
@@ -64,8 +81,6 @@ def load_pipeline(model: str = TOY, device: str | torch.device = "cpu", dtype: t
     StableDiffusionInstructPix2PixPipeline (default: when the UNet takes 8 input channels).
     The safety checker is not loaded: the editing papers evaluate without it.
     """
-    from diffusers import StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
-
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -75,12 +90,20 @@ def load_pipeline(model: str = TOY, device: str | torch.device = "cpu", dtype: t
                                     "reinstall editlab from a full checkout (git lfs is not used; the files are plain)")
         source = TOY_WEIGHTS
     else:
-        source = Path(model) if Path(model).expanduser().exists() else model
+        source = Path(model).expanduser() if Path(model).expanduser().exists() else str(model)
+        if isinstance(source, str) and _looks_like_a_path(source):
+            raise FileNotFoundError(f"there is no folder {source}: give a diffusers pipeline folder that exists, a "
+                                    f"Hugging Face hub id such as 'CompVis/stable-diffusion-v1-4', or 'toy'")
+    if isinstance(source, Path) and not source.is_dir():
+        raise ValueError(_single_file_message(source))
     if instruct is None:
         instruct = _unet_in_channels(source) == 8
-    cls = StableDiffusionInstructPix2PixPipeline if instruct else StableDiffusionPipeline
     try:
         with _quiet_loading():
+            # imported here: importing the pipelines makes transformers note its missing optional backends
+            from diffusers import StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
+
+            cls = StableDiffusionInstructPix2PixPipeline if instruct else StableDiffusionPipeline
             pipe = cls.from_pretrained(source, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
     except (OSError, ValueError) as e:
         if isinstance(source, Path):
@@ -135,13 +158,15 @@ def _unet_in_channels(source) -> int | None:
 
 # -- prompts ---------------------------------------------------------------------------------------
 @torch.no_grad()
-def encode_prompts(pipe, prompts: list[str] | str) -> torch.Tensor:
+def encode_prompts(pipe, prompts: list[str] | str, truncate: bool = False) -> torch.Tensor:
     """Text-encoder states (n, L, d) of ``prompts`` exactly as the pipeline computes them
-    (padded to the tokenizer's length, 77 for SD), on the pipeline's device and dtype."""
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    tok = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt")
-    states = pipe.text_encoder(tok.input_ids.to(pipe.text_encoder.device))[0]
+    (padded to the tokenizer's length, 77 for SD), on the pipeline's device and dtype.
+
+    A prompt longer than L tokens is an error naming the words it would lose; ``truncate=True`` cuts it
+    with a warning (:mod:`editlab.prompts`). Words the tiny model never learnt get a warning.
+    """
+    ids = padded_token_ids(pipe.tokenizer, prompts, truncate)
+    states = pipe.text_encoder(ids.to(pipe.text_encoder.device))[0]
     return states.to(pipe.unet.dtype)
 
 
@@ -151,29 +176,125 @@ def picture_size(pipe) -> int:
     return pipe.unet.config.sample_size * pipe.vae_scale_factor
 
 
-def as_tensor(picture, size: int) -> torch.Tensor:
-    """A picture (PIL image, uint8 array (H, W, 3), or tensor (3, H, W) in [-1, 1]) as (1, 3, H, W) in [-1, 1].
+TENSOR_FORM = "a float tensor (3, H, W) or (1, 3, H, W) with values in [-1, 1]"
 
-    Refuses, saying how to fix it, a picture that is not RGB or not ``size`` x ``size``: resizing
-    silently would change what an editing method is measured on.
+
+def _describe(t: torch.Tensor) -> str:
+    low, high = (t.detach().float().aminmax() if t.numel() else (torch.tensor(0.0), torch.tensor(0.0)))
+    return f"a {str(t.dtype).removeprefix('torch.')} tensor of shape {tuple(t.shape)} with values in [{low:g}, {high:g}]"
+
+
+def _checked_picture_tensor(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as (3, H, W) after checking it is :data:`TENSOR_FORM`; says what was seen and how to convert."""
+    seen = f"the picture is {_describe(t)}; editlab takes {TENSOR_FORM}"
+    last = t.ndim in (3, 4) and t.shape[-1] == 3 and t.shape[-3] != 3
+    channels_first = "t.permute(2, 0, 1)" if t.ndim == 3 else "t.permute(0, 3, 1, 2)"
+    permute = f" and put its channels first (they are last): {channels_first}" if last else ""
+    if t.dtype == torch.uint8:
+        raise ValueError(f"{seen}. Convert it with t.float() / 127.5 - 1{permute}")
+    if not t.is_floating_point():
+        raise ValueError(f"{seen}. Convert it to float first (from [0, 255]: t.float() / 127.5 - 1){permute}")
+    if t.ndim == 4 and t.shape[0] != 1:
+        raise ValueError(f"{seen}: one picture at a time, not a batch of {t.shape[0]}. Pass them one by one, "
+                         f"e.g. [as_tensor(p, size) for p in batch], or a list of them to invert_many")
+    x = t[0] if t.ndim == 4 else t
+    if x.ndim != 3 or x.shape[0] != 3:
+        hint = f". Its channels are last: {channels_first}" if last else ""
+        raise ValueError(f"{seen}, 3 colour channels first{hint}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{seen}; it has NaN or infinite values")
+    low, high = x.detach().aminmax()
+    if low < -1 - 1e-3 or high > 1 + 1e-3:
+        if low >= 0 and high > 2:
+            fix = "From [0, 255]: t / 127.5 - 1"
+        elif low >= -1.1 and high <= 1.1:
+            fix = "It only overshoots (e.g. after resizing): t.clamp(-1, 1)"
+        else:
+            fix = "Rescale it to [-1, 1], e.g. (t - t.min()) / (t.max() - t.min()) * 2 - 1"
+        raise ValueError(f"{seen}. {fix}")
+    if low >= 0 and high > low:
+        warnings.warn(f"the picture tensor's values are all >= 0 (from {low:g} to {high:g}): editlab reads a tensor as "
+                      f"[-1, 1], so this is a picture with nothing darker than mid-grey. If it is in [0, 1] (e.g. from "
+                      f"torchvision's ToTensor), convert it with t * 2 - 1; if it really is a bright [-1, 1] picture, "
+                      f"ignore this warning.", UserWarning, stacklevel=3)
+    return x
+
+
+def as_tensor(picture, size: int) -> torch.Tensor:
+    """A picture as (1, 3, size, size) in [-1, 1]: a PIL image in mode RGB, a uint8 array (H, W, 3), or
+    :data:`TENSOR_FORM`.
+
+    Refuses, saying how to fix it, any other form, and a picture that is not ``size`` x ``size``:
+    resizing silently would change what an editing method is measured on (:func:`prepare_picture`
+    crops and resizes one on purpose). A tensor in [0, 1] looks like a valid [-1, 1] one: when all its
+    values are >= 0, a warning says how to convert it.
     """
     from PIL import Image
 
     if isinstance(picture, Image.Image):
         if picture.mode != "RGB":
-            raise ValueError(f"the picture is in mode {picture.mode!r}; convert it first: picture.convert('RGB')")
-        picture = np.asarray(picture)
+            raise ValueError(f"the picture is in mode {picture.mode!r}; convert it first: picture.convert('RGB'), "
+                             f"or editlab.prepare_picture(picture, {size})")
+        picture = np.array(picture)  # a writable copy (np.asarray of a PIL image is read-only)
     if isinstance(picture, np.ndarray):
         if picture.dtype != np.uint8 or picture.ndim != 3 or picture.shape[2] != 3:
-            raise ValueError(f"expected a uint8 array (H, W, 3), got {picture.dtype} {picture.shape}")
-        picture = torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1).float() / 127.5 - 1
-    if not isinstance(picture, torch.Tensor) or picture.ndim != 3 or picture.shape[0] != 3:
-        raise ValueError("expected a PIL image, a uint8 array (H, W, 3) or a tensor (3, H, W) in [-1, 1]")
+            raise ValueError(f"expected a uint8 array (H, W, 3), got {picture.dtype} {picture.shape}. From floats in "
+                             f"[0, 1]: (a * 255).round().astype(np.uint8); a grey (H, W) or RGBA one: "
+                             f"editlab.prepare_picture(a, {size})")
+        picture = torch.from_numpy(np.require(picture, requirements=("C", "W"))).permute(2, 0, 1).float() / 127.5 - 1
+    elif isinstance(picture, torch.Tensor):
+        picture = _checked_picture_tensor(picture)
+    else:
+        raise ValueError(f"expected a PIL image, a uint8 array (H, W, 3) or {TENSOR_FORM}; got "
+                         f"{type(picture).__name__}. A file: editlab.prepare_picture(path, {size}) opens it")
     if tuple(picture.shape[1:]) != (size, size):
         h, w = picture.shape[1:]
-        raise ValueError(f"the picture is {w}x{h} pixels; this model works on {size}x{size}. "
-                         f"Resize or crop it first, e.g. picture.resize(({size}, {size})) for a PIL image")
+        raise ValueError(f"the picture is {w}x{h} pixels; this model works on {size}x{size}. Crop and resize it "
+                         f"first: editlab.prepare_picture(picture, {size})")
     return picture.unsqueeze(0)
+
+
+def prepare_picture(picture, size: int, resample=None):
+    """A picture of your own, made ready for a model of ``size`` px: the largest centred square, resized
+    (Lanczos) to ``size`` x ``size``, as a PIL image in mode RGB (what :func:`as_tensor` takes).
+
+    ``picture``: a file path (str or Path; a phone's EXIF rotation is applied), a PIL image of any mode
+    (transparency over white), a uint8 array (H, W, 3) or grey (H, W), or :data:`TENSOR_FORM`.
+    ``resample``: a PIL filter (``Image.Resampling.NEAREST`` keeps a mask a mask); default Lanczos.
+    """
+    from PIL import Image, ImageOps
+
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"size is the side of the square picture in pixels (e.g. picture_size(pipe)), got {size!r}")
+    if isinstance(picture, (str, Path)):
+        path = Path(picture).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"there is no picture file {path}")
+        with Image.open(path) as opened:
+            picture = ImageOps.exif_transpose(opened)  # a copy, upright as the camera held it
+    elif isinstance(picture, np.ndarray):
+        if picture.dtype != np.uint8 or not (picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] == 3)):
+            raise ValueError(f"expected a uint8 array (H, W, 3) or (H, W), got {picture.dtype} {picture.shape}. "
+                             f"From floats in [0, 1]: (a * 255).round().astype(np.uint8)")
+        picture = Image.fromarray(np.ascontiguousarray(picture))
+    elif isinstance(picture, torch.Tensor):
+        picture = Image.fromarray(to_uint8(_checked_picture_tensor(picture)[None])[0])
+    elif isinstance(picture, Image.Image):
+        picture = ImageOps.exif_transpose(picture)
+    else:
+        raise ValueError(f"expected a file path, a PIL image, a uint8 array (H, W, 3) or (H, W), or {TENSOR_FORM}; "
+                         f"got {type(picture).__name__}")
+    if picture.mode != "RGB":
+        if "A" in picture.mode or "transparency" in picture.info:
+            rgba = picture.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            picture = Image.alpha_composite(white, rgba)
+        picture = picture.convert("RGB")
+    w, h = picture.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    square = picture.crop((left, top, left + side, top + side))  # cropped first: nothing outside it bleeds in
+    return square if side == size else square.resize((size, size), resample or Image.Resampling.LANCZOS)
 
 
 @torch.no_grad()

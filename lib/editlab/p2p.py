@@ -14,7 +14,8 @@ self-attention for the first ``self_replace`` fraction at low resolutions. :clas
 the target's latents outside the edited words' attention equal to the source's.
 
 Tokens are counted as the text encoder sees them: a CLIP tokenizer, BOS at position 0, the prompt's
-tokens, EOS, padding to ``tokenizer.model_max_length`` (L = 77 for SD).
+tokens, EOS, padding to ``tokenizer.model_max_length`` (L = 77 for SD). A longer prompt is refused
+(:func:`editlab.prompts.token_ids`), or cut inside ``with editlab.prompts.truncating():``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .attention import AttentionController, LayerInfo
+from .prompts import _shortened, token_ids, uncut_token_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase  # a CLIPTokenizer (slow or fast)
@@ -35,17 +37,20 @@ Fraction = float | tuple[float, float]  # the first fraction of the steps, or a 
 
 
 # -- words and tokens ------------------------------------------------------------------------------
-def prompt_tokens(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """The token ids of ``prompt`` up to and including EOS (BOS at 0), cut at ``model_max_length``."""
-    return tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids
+def prompt_tokens(tokenizer: PreTrainedTokenizerBase, prompt: str, truncate: bool = False) -> list[int]:
+    """The token ids of ``prompt`` up to and including EOS (BOS at 0): at most ``model_max_length``;
+    a longer prompt is an error, or with ``truncate=True`` cut with a warning."""
+    return token_ids(tokenizer, prompt, truncate)
 
 
-def _find_word(tokenizer: PreTrainedTokenizerBase, prompt: str, word: str) -> list[int]:
-    """Every token position of every occurrence of ``word`` (or phrase) in ``prompt``; [] if none."""
+def _find_word(tokenizer: PreTrainedTokenizerBase, prompt: str, word: str, truncate: bool = False,
+               uncut: bool = False) -> list[int]:
+    """Every token position of every occurrence of ``word`` (or phrase) in ``prompt``; [] if none.
+    ``uncut``: in all of the prompt's tokens, past the text encoder's limit too."""
     pieces = tokenizer(word, add_special_tokens=False).input_ids
     if not pieces:
         raise ValueError(f"{word!r} has no tokens: give a word of the prompt {prompt!r}")
-    ids = prompt_tokens(tokenizer, prompt)
+    ids = uncut_token_ids(tokenizer, prompt) if uncut else prompt_tokens(tokenizer, prompt, truncate)
     names = tokenizer.convert_ids_to_tokens(ids)
     found: list[int] = []
     for start in range(1, len(ids) - len(pieces)):  # between BOS and EOS
@@ -55,15 +60,25 @@ def _find_word(tokenizer: PreTrainedTokenizerBase, prompt: str, word: str) -> li
     return found
 
 
-def word_token_indices(tokenizer: PreTrainedTokenizerBase, prompt: str, word: str) -> list[int]:
+def _past_the_limit(tokenizer: PreTrainedTokenizerBase, prompt: str, word: str) -> str:
+    """Why ``word`` of a cut ``prompt`` is not found: it lies past the text encoder's limit."""
+    limit = tokenizer.model_max_length
+    return (f"{word!r} is past the text encoder's {limit}-token limit in the prompt {_shortened(prompt)!r} "
+            f"({len(uncut_token_ids(tokenizer, prompt))} tokens): the prompt is cut before it, so the text encoder never "
+            f"reads it. Shorten the prompt so that {word!r} comes within its first {limit} tokens.")
+
+
+def word_token_indices(tokenizer: PreTrainedTokenizerBase, prompt: str, word: str, truncate: bool = False) -> list[int]:
     """The token positions of ``word`` in ``prompt`` (BOS = 0), every occurrence, every token of it.
 
     "a capybara on grass" -> "capybara" is split into several tokens: all of their positions. Case does
-    not matter (CLIP lower-cases); a phrase ("red cat") works too.
+    not matter (CLIP lower-cases); a phrase ("red cat") works too. ``truncate``: as :func:`prompt_tokens`.
     """
-    found = _find_word(tokenizer, prompt, word)
+    found = _find_word(tokenizer, prompt, word, truncate)
+    if not found and _find_word(tokenizer, prompt, word, uncut=True):
+        raise ValueError(_past_the_limit(tokenizer, prompt, word))
     if not found:
-        names = tokenizer.convert_ids_to_tokens(prompt_tokens(tokenizer, prompt))
+        names = tokenizer.convert_ids_to_tokens(prompt_tokens(tokenizer, prompt, truncate))
         raise ValueError(f"{word!r} is not a word of the prompt {prompt!r} (its tokens: {names}). Name a word as "
                          f"it is written in the prompt, or add it to the prompt.")
     return found
@@ -167,6 +182,10 @@ def cross_replace_schedule(tokenizer: PreTrainedTokenizerBase, prompts: Sequence
         start, end = step_range(when, steps)
         found = [_find_word(tokenizer, prompt, word) for prompt in prompts[1:]]
         if not any(found):
+            for prompt in prompts[1:]:
+                if _find_word(tokenizer, prompt, word, uncut=True):
+                    raise ValueError(f"cross_replace names a word the text encoder never reads: "
+                                     f"{_past_the_limit(tokenizer, prompt, word)}")
             raise ValueError(f"cross_replace names {word!r}, which is in none of the target prompts {prompts[1:]}; "
                              f"name words of the targets (or 'default_' for all tokens)")
         for b, tokens in enumerate(found):

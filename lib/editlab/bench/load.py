@@ -167,22 +167,16 @@ def load(root, types=None, limit: int | None = None) -> list[BenchItem]:
     return items
 
 
-def centre_square(picture: Image.Image, size: int, resample=Image.Resampling.LANCZOS) -> Image.Image:
-    """The largest centred square of ``picture``, resized to ``size`` x ``size`` (nothing squashed)."""
-    w, h = picture.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return picture.resize((size, size), resample, box=(left, top, left + side, top + side))
-
-
 def resized(item: BenchItem, size: int) -> BenchItem:
     """``item`` with its picture, mask and ground truth centre-cropped and resized to ``size`` x ``size``
     (the mask by nearest neighbour, so it stays a mask); an item of that size already is returned as it is."""
     if item.image.shape[:2] == (size, size):
         return item
 
-    def picture(a):
-        return None if a is None else np.asarray(centre_square(Image.fromarray(a), size))
+    from ..models import prepare_picture  # torch is loaded only where pictures are resized for a model
 
-    mask = np.asarray(centre_square(Image.fromarray(item.mask), size, Image.Resampling.NEAREST))
-    return replace(item, image=picture(item.image), mask=mask, ground_truth=picture(item.ground_truth))
+    def square(a, resample=None):
+        return None if a is None else np.asarray(prepare_picture(a, size, resample))
+
+    mask = square(item.mask.astype(np.uint8) * 255, Image.Resampling.NEAREST)[..., 0] > 127
+    return replace(item, image=square(item.image), mask=mask, ground_truth=square(item.ground_truth))

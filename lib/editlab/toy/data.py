@@ -45,7 +45,8 @@ def cached_pictures(cache: Path, seeds: range, size: int = 128) -> np.ndarray:
 
 def to_tensor(pictures: np.ndarray) -> torch.Tensor:
     """uint8 (n, H, W, 3) -> float32 (n, 3, H, W) in [-1, 1], as Stable Diffusion's VAE takes it."""
-    return torch.from_numpy(np.ascontiguousarray(pictures)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    # np.require copies a read-only (memory-mapped) array: torch warns about non-writable ones
+    return torch.from_numpy(np.require(pictures, requirements=("C", "W"))).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def to_pictures(x: torch.Tensor) -> np.ndarray:
