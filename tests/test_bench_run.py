@@ -135,3 +135,16 @@ def test_unknown_methods_are_refused_with_the_choices():
         check_methods(["ddim+p2q"])
     with pytest.raises(ValueError, match="'<inversion>\\+<editor>'"):
         check_methods(["p2p"])
+
+
+def test_a_method_without_inversion_runs_beside_the_others(random_pipe, bench, tmp_path):
+    items = load(bench)
+    edit_all(random_pipe, items, ["sdedit", "ddim+p2p"], tmp_path, steps=4, guidance=7.5, progress=False)
+    times = read_times(tmp_path)
+    for i in items:
+        assert (tmp_path / "sdedit" / f"{i.id}.png").is_file()
+        row = times["sdedit"][i.id]
+        assert row["inversion_seconds"] == 0 and row["inversion_batch"] == 0
+        assert row["unet_calls"] == 2  # strength 0.5 of 4 steps: the last two, no inversion
+        assert times["ddim+p2p"][i.id]["unet_calls"] == 8  # 4 to invert, 4 to edit
+    assert check_methods(["sdedit"]) == [("sdedit", None, "sdedit")]

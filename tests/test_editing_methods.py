@@ -231,6 +231,7 @@ def test_parse_method():
     assert methods.parse_method("direct+p2p") == ("direct", "p2p")
     assert methods.parse_method("DDIM+MasaCtrl") == ("ddim", "masactrl")
     assert methods.parse_method("directinversion+pix2pix-zero") == ("direct", "pix2pix-zero")  # the official folder name
+    assert methods.parse_method("SDEdit") == (None, "sdedit")  # no inversion
     with pytest.raises(ValueError, match=r"'<inversion>\+<editor>'.*editors: p2p, masactrl, pnp, pix2pix-zero"):
         methods.parse_method("p2p")
     with pytest.raises(ValueError, match="unknown inversion 'edict'.*ddim, null-text, negative-prompt, direct"):

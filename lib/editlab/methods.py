@@ -17,6 +17,13 @@ edits one picture, :func:`edit_many_with` several.
 | "masactrl"     | self-attention keys and values in the decoder               | step 4 of 50, layer 10 of 16  |
 | "pnp"          | decoder features and self-attention maps                    | 0.8 / 0.5 of the steps        |
 | "pix2pix-zero" | cross-attention maps, by gradient steps on its latent       | direction from sentence sets  |
+
+Methods that need no inversion edit the picture itself and stand alone in a method name ("sdedit"):
+:data:`STANDALONE` maps each to ``(pipe, pictures, target_prompts, steps, guidance, settings) -> [Edited]``.
+
+| method   | what it keeps of the picture                  | defaults          |
+| -------- | --------------------------------------------- | ----------------- |
+| "sdedit" | what survives noising it to ``strength``       | strength 0.5      |
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 
 import torch
 
-from . import editing, masactrl, p2p, pix2pix_zero, pnp
+from . import editing, masactrl, p2p, pix2pix_zero, pnp, sdedit
 from .inversion import METHODS as INVERSIONS
 from .inversion import Inverted
 
@@ -146,12 +153,27 @@ EDITORS: dict[str, Editor] = {
 }
 
 
-def parse_method(name: str) -> tuple[str, str]:
+def run_sdedit(pipe, pictures: list, target_prompts: list[str], steps: int, guidance: float,
+               settings: dict | None = None) -> list[editing.Edited]:
+    """SDEdit by :func:`editlab.sdedit.edit_many`. Settings: strength, seed."""
+    s = _settings("sdedit", settings, ("strength", "seed"))
+    return sdedit.edit_many(pipe, pictures, target_prompts, steps=steps, guidance=guidance, **s)
+
+
+Standalone = Callable[[Any, list, list[str], int, float, dict], list[editing.Edited]]
+STANDALONE: dict[str, Standalone] = {"sdedit": run_sdedit}
+
+
+def parse_method(name: str) -> tuple[str | None, str]:
     """"direct+p2p" -> ("direct", "p2p"): an inversion of :data:`editlab.inversion.METHODS` and an editor
-    of :data:`EDITORS`. Direct Inversion's folder names ("directinversion+pnp") are understood too."""
+    of :data:`EDITORS`. Direct Inversion's folder names ("directinversion+pnp") are understood too.
+    A method of :data:`STANDALONE` needs no inversion: "sdedit" -> (None, "sdedit")."""
+    if isinstance(name, str) and name.strip().lower() in STANDALONE:
+        return None, name.strip().lower()
     if not isinstance(name, str) or name.count("+") != 1:
-        raise ValueError(f"a method is '<inversion>+<editor>', e.g. 'direct+p2p'; got {name!r}. Inversions: "
-                         f"{', '.join(INVERSIONS)}; editors: {', '.join(EDITORS)}")
+        raise ValueError(f"a method is '<inversion>+<editor>', e.g. 'direct+p2p', or one that needs no inversion "
+                         f"({', '.join(STANDALONE)}); got {name!r}. Inversions: {', '.join(INVERSIONS)}; editors: "
+                         f"{', '.join(EDITORS)}")
     inversion_name, editor_name = (part.strip().lower() for part in name.split("+"))
     inversion_name = INVERSION_ALIASES.get(inversion_name, inversion_name)
     if inversion_name not in INVERSIONS:

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ru = sub.add_parser("run", parents=[common], help="edit a benchmark with inversion+editor methods and score them (resumable)")
     ru.add_argument("--bench", required=True, help="folder holding mapping_file.json (ours or the real PIE-Bench)")
     ru.add_argument("--methods", required=True, type=lambda s: [m for m in s.split(",") if m.strip()],
-                    help="comma-separated <inversion>+<editor>, e.g. ddim+p2p,direct+p2p,direct+masactrl")
+                    help="comma-separated <inversion>+<editor>, or a method without inversion (sdedit), "
+                         "e.g. ddim+p2p,direct+p2p,direct+masactrl,sdedit")
     ru.add_argument("--out", required=True, help="results folder: pictures, times.jsonl, metrics.csv, summary.md")
     ru.add_argument("--types", type=_types, default=None, help="only these edit type ids, e.g. 1,6,9")
     ru.add_argument("--limit", type=int, default=None, help="at most this many edits per type")

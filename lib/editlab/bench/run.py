@@ -38,7 +38,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import inversion, metrics
-from ..methods import EDITORS, parse_method
+from ..methods import EDITORS, STANDALONE, parse_method
 from ..models import load_pipeline, paper_settings, picture_size, to_uint8
 from .export import EDITS_FILE
 from .format import MAPPING_FILE
@@ -48,8 +48,9 @@ TIMES = "times.jsonl"
 RUN_FILE = "run.json"
 
 
-def check_methods(names: list[str]) -> list[tuple[str, str, str]]:
-    """``["ddim+p2p", ...]`` -> ``[(name, inversion, editor), ...]``; unknown names raise ValueError."""
+def check_methods(names: list[str]) -> list[tuple[str, str | None, str]]:
+    """``["ddim+p2p", "sdedit", ...]`` -> ``[(name, inversion, editor), ...]`` (inversion None for a method
+    that needs none); unknown names raise ValueError."""
     if not names:
         raise ValueError("give at least one method, e.g. --methods ddim+p2p,direct+p2p")
     return [(name, *parse_method(name)) for name in names]
@@ -206,10 +207,10 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
         group = items[start:start + batch]
         todo = {item.id: [(n, inv, ed) for n, inv, ed in plan if (n, item.id) not in done] for item in group}
         bar.update(sum(len(plan) - len(t) for t in todo.values()))
-        pivot_kinds = {_pivot_kind(inv) for t in todo.values() for _, inv, _ in t}
+        pivot_kinds = {_pivot_kind(inv) for t in todo.values() for _, inv, _ in t if inv is not None}
         inverted: dict[tuple[str, str], inversion.Inverted] = {}
         for kind in sorted(pivot_kinds):
-            needed = [i for i in group if any(_pivot_kind(inv) == kind for _, inv, _ in todo[i.id])]
+            needed = [i for i in group if any(inv is not None and _pivot_kind(inv) == kind for _, inv, _ in todo[i.id])]
             results = inversion.invert_many(pipe, [i.image for i in needed], [i.original_prompt for i in needed],
                                             kind, steps, guidance)
             inverted.update({(kind, i.id): r for i, r in zip(needed, results)})
@@ -217,6 +218,13 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
             waiting = [item for item in group if (name, inv, editor) in todo[item.id]]
             for first in range(0, len(waiting), edit_batch):
                 chunk = waiting[first:first + edit_batch]
+                if inv is None:  # a method that edits the picture itself (SDEdit)
+                    edits = STANDALONE[editor](pipe, [item.image for item in chunk],
+                                               [item.editing_prompt for item in chunk], steps, guidance, {})
+                    for item, edited in zip(chunk, edits):
+                        _save(out, name, item, None, edited, len(chunk))
+                        bar.update(1)
+                    continue
                 bases = [inverted[_pivot_kind(inv), item.id] for item in chunk]
                 used = [replace(base, method="direct") if inv == "direct" else base for base in bases]
                 blended = [" ".join(item.blended_words) if item.blended_words else "" for item in chunk]
@@ -227,16 +235,17 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
     bar.close()
 
 
-def _save(out: Path, method: str, item: BenchItem, base: inversion.Inverted, edited, edit_batch: int) -> None:
-    """The edited picture as ``<out>/<method>/<file_id>.png`` and its time as a line of ``times.jsonl``.
-    The time is written first and the picture moved in place last, so a picture on disk always has its time."""
+def _save(out: Path, method: str, item: BenchItem, base: inversion.Inverted | None, edited, edit_batch: int) -> None:
+    """The edited picture as ``<out>/<method>/<file_id>.png`` and its time as a line of ``times.jsonl``
+    (``base`` None: a method without inversion). The time is written first and the picture moved in place
+    last, so a picture on disk always has its time."""
     picture = to_uint8(edited.targets)[0]
     tmp = out / method / f".{item.id}.png"
     Image.fromarray(picture).save(tmp, format="PNG")
     _append_line(out / TIMES, json.dumps({
-        "method": method, "file_id": item.id, "inversion_seconds": round(base.seconds, 3),
-        "inversion_batch": base.extra.get("batch", 1), "edit_seconds": round(edited.seconds, 3),
-        "edit_batch": edit_batch, "unet_calls": base.unet_calls + edited.unet_calls,
+        "method": method, "file_id": item.id, "inversion_seconds": round(base.seconds, 3) if base else 0.0,
+        "inversion_batch": base.extra.get("batch", 1) if base else 0, "edit_seconds": round(edited.seconds, 3),
+        "edit_batch": edit_batch, "unet_calls": (base.unet_calls if base else 0) + edited.unet_calls,
         "inputs_sha256": inputs_digest(item)}))
     tmp.replace(out / method / f"{item.id}.png")
 
