@@ -56,20 +56,30 @@ def ddim_inverse_step(x_s: torch.Tensor, eps: torch.Tensor, a_s: torch.Tensor, a
     return a_t.sqrt() * predict_x0(x_s, eps, a_s) + (1 - a_t).sqrt() * eps
 
 
+def is_guided(guidance: float | torch.Tensor) -> bool:
+    """Whether the UNet runs both guidance branches: any scale but a plain 1 (a tensor of scales always does)."""
+    return isinstance(guidance, torch.Tensor) or guidance != 1.0
+
+
 def guided_noise(unet, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torch.Tensor | None,
-                 guidance: float, image_latents: torch.Tensor | None = None) -> torch.Tensor:
+                 guidance: float | torch.Tensor, image_latents: torch.Tensor | None = None) -> torch.Tensor:
     """Classifier-free guidance: eps = eps(x, "") + guidance * (eps(x, prompt) - eps(x, "")).
 
     ``x``: (n, C, h, w); ``cond`` and ``uncond``: (n, L, d). Both branches go through the UNet in one
     batch. With ``guidance == 1`` (or no ``uncond``) only the conditional branch is evaluated.
+    ``guidance`` may be a tensor (n,) of one scale per row (samples at their own scales in one batch).
     ``image_latents`` (n, C', h, w) are concatenated to ``x`` along the channels, as an
     InstructPix2Pix UNet (8 input channels) takes its input picture.
     """
     if image_latents is not None:
         x = torch.cat([x, image_latents.to(x.dtype)], dim=1)
-    if uncond is None or guidance == 1.0:
+    if uncond is None or not is_guided(guidance):
         return unet(x, t, encoder_hidden_states=cond).sample
     eps_uncond, eps_cond = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample.chunk(2)
+    if isinstance(guidance, torch.Tensor):
+        if guidance.shape != (len(x),):
+            raise ValueError(f"guidance is one scale or one per row of the batch, ({len(x)},); got shape {tuple(guidance.shape)}")
+        guidance = guidance.to(eps_cond).view(-1, *[1] * (eps_cond.ndim - 1))
     return eps_uncond + guidance * (eps_cond - eps_uncond)
 
 

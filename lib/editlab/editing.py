@@ -63,12 +63,13 @@ def encode_branches(pipe, inverted: Inverted, target_prompts: list[str]) -> torc
 
 @torch.no_grad()
 def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable[[int], torch.Tensor], steps: int,
-            guidance: float, controller: AttentionController | None = None,
+            guidance: float | torch.Tensor, controller: AttentionController | None = None,
             pivot: Callable[[int], torch.Tensor] | None = None, pivot_rows: Sequence[int] = (0,)
             ) -> tuple[list[torch.Tensor], int]:
     """The loop itself: DDIM from ``x_T`` (n, C, h, w) with prompt states ``cond`` (n, L, d), the
     unconditional embedding ``unconditional(i)`` of step ``i`` ((1, L, d) shared, or (n, L, d) one per
-    branch), and ``controller`` on the UNet (:func:`editlab.attention.controlled`). With ``pivot``, the
+    branch), ``guidance`` one scale or a tensor (n,) of one per branch, and ``controller`` on the UNet
+    (:func:`editlab.attention.controlled`). With ``pivot``, the
     branches ``pivot_rows`` (the source branch 0 of one edit; each edit's source when several run
     together) are put on ``pivot(i)`` (len(pivot_rows), C, h, w) after step ``i`` (Direct Inversion).
     Returns every latent ``[x_T, ..., x_0]`` and the number of UNet calls."""
@@ -76,7 +77,7 @@ def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable
     path = [x]
     rows = list(pivot_rows)
     if controller is not None:
-        controller.begin(steps, n, guided=guidance != 1.0)
+        controller.begin(steps, n, guided=ddim.is_guided(guidance))
     with controlled(pipe.unet, controller) if controller is not None else nullcontext():
         for i, t in enumerate(ddim.timesteps(pipe.scheduler, steps)):
             if controller is not None:

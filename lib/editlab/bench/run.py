@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from .. import inversion, metrics
 from ..methods import EDITORS, STANDALONE, parse_method
-from ..models import load_pipeline, paper_settings, picture_size, to_uint8
+from ..models import load_pipeline, paper_settings, picture_size, to_uint8, weights_digest
 from .export import EDITS_FILE
 from .format import MAPPING_FILE
 from .load import BenchItem, load, resized
@@ -83,20 +83,6 @@ def stale_edits(items: list[BenchItem], method: str, out: Path, times: dict) -> 
     recorded = times.get(method, {})
     return [i.id for i in items if _saved(out, method, i)
             and recorded.get(i.id, {}).get("inputs_sha256") != inputs_digest(i)]
-
-
-def weights_digest(*modules: torch.nn.Module) -> str:
-    """SHA-256 of the modules' parameters and buffers, bytes as stored (dtype included), in state-dict order.
-
-    Two runs share a digest only if every weight is bit-identical; converting the model to another dtype
-    changes it, as it changes the pictures. Hashing moves the weights to the CPU once: a fraction of a second
-    for the tiny model, a few seconds for Stable Diffusion."""
-    h = hashlib.sha256()
-    for module in modules:
-        for name, tensor in module.state_dict().items():
-            h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def run_identity(pipe, steps: int, guidance: float, size: int | None = None) -> dict:
