@@ -595,7 +595,8 @@ def test_pictures_of_another_size_need_resize_and_are_scored_at_the_size_edited(
         summary = run(big, ["ddim+p2p"], tmp_path / "run", model="a-random-model", steps=2, guidance=7.5,
                       resize=True, progress=False)
     assert "1 edits" in summary
-    assert json.loads((tmp_path / "run" / RUN_FILE).read_text())["size"] == 128
+    record = json.loads((tmp_path / "run" / RUN_FILE).read_text())
+    assert record["size"] == 128 and record["resized"] is True
     with pytest.raises(ValueError, match="not 128x128.*pass --resize"):
         run(big, ["ddim+p2p"], tmp_path / "run", model="a-random-model", steps=2, guidance=7.5, edit=False)
     run(big, ["ddim+p2p"], tmp_path / "run", model="a-random-model", steps=2, guidance=7.5, edit=False, resize=True)

@@ -95,7 +95,7 @@ def run_identity(pipe, steps: int, guidance: float, size: int | None = None) -> 
 
 # Recorded for the reader, not compared: the same weights may sit at another path, and the benchmark is
 # checked edit by edit (``inputs_sha256``), so a changed benchmark redoes the edits it changed.
-_NOT_COMPARED = ("model", "bench")
+_NOT_COMPARED = ("model", "bench", "resized")
 
 
 def read_run_record(out: Path) -> dict | None:
@@ -156,7 +156,8 @@ def check_sizes(items: list[BenchItem], size: int | None) -> None:
 
 
 def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps: int, guidance: float,
-             progress: bool = True, batch: int = 8, edit_batch: int = 4, bench: Path | None = None) -> None:
+             progress: bool = True, batch: int = 8, edit_batch: int = 4, bench: Path | None = None,
+             was_resized: bool = False) -> None:
     """Phase 1: every method on every item, skipping the pictures already saved in ``out`` from the same inputs.
 
     The items go in groups of ``batch``: each group's pictures are inverted together, in one UNet batch
@@ -172,6 +173,7 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
     identity = run_identity(pipe, steps, guidance, size)
     if bench is not None:
         identity["bench"] = bench_identity(bench)
+    identity["resized"] = was_resized  # were the benchmark's pictures centre-cropped and resized to ``size``
     claim_folder(out, identity)
     for name, _, _ in plan:
         (out / name).mkdir(exist_ok=True)
@@ -426,9 +428,11 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
     steps, guidance = steps or settings.steps, guidance or settings.guidance
     if edit:
         pipe = load_pipeline(model, device=device)
+        resized_any = resize and any(i.image.shape[:2] != (picture_size(pipe),) * 2 for i in items)
         if resize:
             items = [resized(i, picture_size(pipe)) for i in items]
-        edit_all(pipe, items, methods, out, steps, guidance, progress, batch, edit_batch, bench=bench)
+        edit_all(pipe, items, methods, out, steps, guidance, progress, batch, edit_batch, bench=bench,
+                 was_resized=resized_any)
     else:
         made_by = read_run_record(out)
         if made_by is None:
