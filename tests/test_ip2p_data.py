@@ -124,7 +124,9 @@ def test_p_changes_the_edited_picture_and_not_the_input(random_pipe):
     noise = pairs.draw(random_pipe, torch.Generator().manual_seed(2)).noise
     none, full = (pairs.denoise_pairs(random_pipe, SOURCE, TARGET, [pairs.Draw(p, 9.0, noise)], STEPS)[0]
                   for p in (0.0, 1.0))
-    torch.testing.assert_close(none[0], full[0])  # branch 0 keeps its own attention
+    # branch 0 keeps its own attention; the two runs batch and schedule the attention differently, which moves
+    # float32 rounding (1.4e-5 seen with AVX2 kernels), far below what sharing changes in branch 1 (> 1e-3)
+    torch.testing.assert_close(none[0], full[0], atol=1e-4, rtol=0)
     assert (none[1] - full[1]).abs().max() > 1e-3
     # p = 0: the edited picture is the target caption's plain picture from the same noise
     alone = editing.denoise(random_pipe, noise, editing.encode_prompts(random_pipe, TARGET),
