@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import warnings
@@ -40,6 +41,7 @@ from tqdm.auto import tqdm
 from .. import inversion, metrics
 from ..methods import EDITORS, STANDALONE, parse_method
 from ..models import load_pipeline, paper_settings, picture_size, to_uint8, weights_digest
+from ..records import append_line, differences, read_record, write_atomically
 from .export import EDITS_FILE
 from .format import MAPPING_FILE
 from .load import BenchItem, load, resized
@@ -100,23 +102,13 @@ _NOT_COMPARED = ("model", "bench", "resized")
 
 def read_run_record(out: Path) -> dict | None:
     """``<out>/run.json`` as a dict, None if there is none; a damaged one is an error that names it."""
-    record = Path(out) / RUN_FILE
-    if not record.exists():
-        return None
-    try:
-        made_by = json.loads(record.read_text())
-        if not isinstance(made_by, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as e:
-        raise ValueError(f"{record} is damaged ({e}), so nothing says what made the pictures in {out}; delete the "
-                         f"folder to recompute the run, or choose another --out") from None
-    return made_by
+    return read_record(Path(out) / RUN_FILE, f"nothing says what made the pictures in {out}: delete the folder to "
+                                             f"recompute the run, or choose another --out")
 
 
 def check_record(out: Path, made_by: dict, identity: dict) -> None:
     """ValueError if the run recorded in ``out`` was made with other weights or settings than ``identity``."""
-    differ = ", ".join(f"{k}: {made_by.get(k)!r} there, {v!r} now" for k, v in identity.items()
-                       if k not in _NOT_COMPARED and made_by.get(k) != v)
+    differ = differences(made_by, identity, _NOT_COMPARED)
     if differ:
         raise ValueError(f"{out} holds a run made with other weights or settings ({differ}); run it with the same "
                          f"ones, delete the folder to recompute it, or choose another --out")
@@ -135,9 +127,7 @@ def claim_folder(out: Path, identity: dict) -> None:
         raise ValueError(f"{out} holds edited pictures but no {RUN_FILE}, so nothing says which model made them; "
                          f"delete the folder to recompute it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{RUN_FILE}"
-    tmp.write_text(json.dumps(identity, indent=1) + "\n")
-    tmp.replace(out / RUN_FILE)
+    write_atomically(out / RUN_FILE, json.dumps(identity, indent=1) + "\n")
 
 
 def bench_identity(bench: Path) -> dict:
@@ -230,23 +220,12 @@ def _save(out: Path, method: str, item: BenchItem, base: inversion.Inverted | No
     picture = to_uint8(edited.targets)[0]
     tmp = out / method / f".{item.id}.png"
     Image.fromarray(picture).save(tmp, format="PNG")
-    _append_line(out / TIMES, json.dumps({
+    append_line(out / TIMES, json.dumps({
         "method": method, "file_id": item.id, "inversion_seconds": round(base.seconds, 3) if base else 0.0,
         "inversion_batch": base.extra.get("batch", 1) if base else 0, "edit_seconds": round(edited.seconds, 3),
         "edit_batch": edit_batch, "unet_calls": (base.unet_calls if base else 0) + edited.unet_calls,
         "inputs_sha256": inputs_digest(item)}))
     tmp.replace(out / method / f"{item.id}.png")
-
-
-def _append_line(path: Path, line: str) -> None:
-    """Append ``line`` to a line-per-record file; a last line cut short (an interrupted write) is ended
-    first, so the new record never joins onto it."""
-    with path.open("a+b") as f:
-        if f.tell() > 0:
-            f.seek(-1, 2)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write(line.encode() + b"\n")
 
 
 def read_times(out: Path) -> dict[str, dict[str, dict]]:
@@ -339,7 +318,7 @@ def write_tables(items: list[BenchItem], scores: dict[str, dict[str, list[float]
     columns = [c for c in (*metrics.PIE_BENCH_COLUMNS, *GROUND_TRUTH_COLUMNS) if any(c in scores[m] for m in methods)]
     nan = [math.nan] * len(items)
     value = {m: {c: scores[m].get(c, nan) for c in columns} for m in methods}
-    _write_atomically(out / f"metrics{suffix}.csv", [["file_id"] + [f"{m}|{c}" for m in methods for c in columns]]
+    _write_csv(out / f"metrics{suffix}.csv", [["file_id"] + [f"{m}|{c}" for m in methods for c in columns]]
                       + [[item.id] + [_fmt(value[m][c][k]) for m in methods for c in columns]
                          for k, item in enumerate(items)])
     rows = []
@@ -353,7 +332,7 @@ def write_tables(items: list[BenchItem], scores: dict[str, dict[str, list[float]
             if t else (math.nan, math.nan, 0)
         rows.append(row)
     heads = columns + ["seconds per edit"]
-    _write_atomically(out / f"summary{suffix}.csv",
+    _write_csv(out / f"summary{suffix}.csv",
                       [["method"] + [f"{c} {part}" for c in heads for part in ("mean", "stderr", "n")]]
                       + [[r["method"]] + [_fmt(x) for c in heads for x in r[c]] for r in rows])
     lines = [f"{len(items)} edits; mean ± standard error (edits without a background are left out of the background "
@@ -363,18 +342,15 @@ def write_tables(items: list[BenchItem], scores: dict[str, dict[str, list[float]
     for r in rows:
         lines.append(f"| {r['method']} | " + " | ".join(f"{r[c][0]:.2f} ± {r[c][1]:.2f}" for c in heads) + " |")
     text = "\n".join(lines) + "\n"
-    tmp = out / f".summary{suffix}.md"
-    tmp.write_text(text)
-    tmp.replace(out / f"summary{suffix}.md")
+    write_atomically(out / f"summary{suffix}.md", text)
     return text
 
 
-def _write_atomically(path: Path, rows: list[list[str]]) -> None:
-    """A CSV written beside ``path`` and then moved over it: an interrupted write leaves the old file whole."""
-    tmp = path.with_name(f".{path.name}")
-    with tmp.open("w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    tmp.replace(path)
+def _write_csv(path: Path, rows: list[list[str]]) -> None:
+    """A CSV replaced whole (:func:`editlab.records.write_atomically`): an interrupted write leaves the old file."""
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    write_atomically(path, text.getvalue())
 
 
 def read_metrics(out, name: str = "metrics.csv") -> dict[str, dict[str, np.ndarray]]:

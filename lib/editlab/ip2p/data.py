@@ -48,6 +48,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..models import TOY, TOY_WEIGHTS, load_pipeline, paper_settings, picture_size, to_uint8, weights_digest
+from ..records import append_line, differences, read_record, write_atomically
 from .filter import (
     CRITERIA,
     KEEP_AT_MOST,
@@ -136,16 +137,8 @@ _NOT_COMPARED = ("model", "clip", "thresholds", "threshold_error_rates")  # kept
 
 
 def read_json(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        value = json.loads(path.read_text())
-        if not isinstance(value, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as e:
-        raise ValueError(f"{path} is damaged ({e}), so nothing says what made {path.parent}; delete the folder to "
-                         f"make it again, or choose another --out") from None
-    return value
+    return read_record(path, f"nothing says what made {Path(path).parent}: delete the folder to make it again, or "
+                             f"choose another --out")
 
 
 def check_folder(out: Path, command: str) -> None:
@@ -168,8 +161,7 @@ def claim_folder(out: Path, identity: dict) -> dict:
             raise ValueError(f"{out} exists and is not an InstructPix2Pix dataset folder (no {RUN_FILE}); nothing was "
                              f"changed. Choose a new --out (or an empty folder)")
     else:
-        differ = ", ".join(f"{k}: {made_by.get(k)!r} there, {v!r} now" for k, v in identity.items()
-                           if k not in _NOT_COMPARED and made_by.get(k) != v)
+        differ = differences(made_by, identity, _NOT_COMPARED)
         if not differ and identity["threshold_rule"] == "given" and made_by.get("thresholds") != identity["thresholds"]:
             differ = f"thresholds: {made_by.get('thresholds')!r} there, {identity['thresholds']!r} now"
         if differ:
@@ -178,24 +170,8 @@ def claim_folder(out: Path, identity: dict) -> dict:
         return made_by
     out.mkdir(parents=True, exist_ok=True)
     (out / IMAGES_DIR).mkdir(exist_ok=True)
-    _write_atomically(out / RUN_FILE, json.dumps(identity, indent=1) + "\n")
+    write_atomically(out / RUN_FILE, json.dumps(identity, indent=1) + "\n")
     return identity
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _append_line(path: Path, line: str) -> None:
-    """Append a record; a last line cut short by an interruption is ended first, so it stays apart (and unread)."""
-    with path.open("a+b") as f:
-        if f.tell() > 0:
-            f.seek(-1, 2)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write(line.encode() + b"\n")
 
 
 def read_pairs(out: Path) -> dict[int, dict]:
@@ -234,7 +210,7 @@ def write_summary(out: Path, identity: dict, this_run: dict) -> dict:
     records = sorted(read_pairs(out).values(), key=lambda r: r["pair"])
     samples = [s for r in records for s in r["samples"]]
     kept = [(r, s) for r in records for s in r["samples"] if s["kept"]]
-    _write_atomically(out / DATA_FILE, "".join(json.dumps(_example(r, s)) + "\n" for r, s in kept))
+    write_atomically(out / DATA_FILE, "".join(json.dumps(_example(r, s)) + "\n" for r, s in kept))
     every = Scores.from_rows([s["scores"] for s in samples]) if samples else None
     chosen = Scores.from_rows([s["scores"] for _, s in kept]) if kept else None
     failed = Counter(c for s in samples for c in s["dropped_by"])
@@ -257,7 +233,7 @@ def write_summary(out: Path, identity: dict, this_run: dict) -> dict:
             "this_run": this_run,
         },
     }
-    _write_atomically(out / STATS_FILE, json.dumps(stats, indent=1) + "\n")
+    write_atomically(out / STATS_FILE, json.dumps(stats, indent=1) + "\n")
     return stats
 
 
@@ -317,7 +293,7 @@ def make_data(out, pairs: int, samples_per_pair: int = DEFAULT_SAMPLES, steps: i
                       "seconds": round(time.perf_counter() - start, 3),
                       "samples": [_scored_sample(j, made.p[j], made.guidance[j], scores.row(j), j in kept, dropped[j])
                                   for j in range(samples_per_pair)]}
-            _append_line(out / PAIRS_FILE, json.dumps(record))
+            append_line(out / PAIRS_FILE, json.dumps(record))
             generated, total_kept = generated + samples_per_pair, total_kept + len(kept)
             bar.set_postfix(kept=total_kept, refresh=False)
             bar.update(1)
@@ -361,7 +337,7 @@ def make_oracle(out, pairs: int, seed: int = 0, types: Sequence[int] | None = No
                 _save_png(out / path, picture)
             record = {"pair": k, **tri.to_dict(), "generator_seed": None, "seconds": round(time.perf_counter() - start, 3),
                       "samples": [_scored_sample(0, None, None, scores.row(0), True, [])]}
-            _append_line(out / PAIRS_FILE, json.dumps(record))
+            append_line(out / PAIRS_FILE, json.dumps(record))
             generated += 1
             bar.update(1)
     finally:
