@@ -79,12 +79,14 @@ def _saved(out: Path, method: str, item: BenchItem) -> bool:
     return (out / method / f"{item.id}.png").exists()
 
 
-def stale_edits(items: list[BenchItem], method: str, out: Path, times: dict) -> list[str]:
+def stale_edits(items: list[BenchItem], method: str, out: Path, times: dict,
+                digests: dict[str, str] | None = None) -> list[str]:
     """Ids of the saved pictures of ``method`` that were not made from the items' current inputs (or whose
-    record says nothing about their inputs)."""
+    record says nothing about their inputs). ``digests``: the items' :func:`inputs_digest` by id, if known."""
     recorded = times.get(method, {})
+    digests = digests or {i.id: inputs_digest(i) for i in items}
     return [i.id for i in items if _saved(out, method, i)
-            and recorded.get(i.id, {}).get("inputs_sha256") != inputs_digest(i)]
+            and recorded.get(i.id, {}).get("inputs_sha256") != digests[i.id]]
 
 
 def run_identity(pipe, steps: int, guidance: float, size: int | None = None) -> dict:
@@ -168,8 +170,11 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
     for name, _, _ in plan:
         (out / name).mkdir(exist_ok=True)
     times = read_times(out)
+    digests = {i.id: inputs_digest(i) for i in items}
+    done = set()
     for name, _, _ in plan:
-        stale = stale_edits(items, name, out, times)
+        stale = stale_edits(items, name, out, times, digests)
+        done |= {(name, i.id) for i in items if _saved(out, name, i) and i.id not in stale}
         unrecorded = [k for k in stale if "inputs_sha256" not in times.get(name, {}).get(k, {})]
         changed = [k for k in stale if k not in unrecorded]
         if changed:
@@ -178,8 +183,6 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
         if unrecorded:
             warnings.warn(f"{len(unrecorded)} saved edits of {name} in {out} have no record of their inputs in "
                           f"{TIMES} (e.g. {unrecorded[0]}), so nothing says what they were made from: redoing them", stacklevel=2)
-    done = {(name, i.id) for name, _, _ in plan for i in items if _saved(out, name, i)
-            and times.get(name, {}).get(i.id, {}).get("inputs_sha256") == inputs_digest(i)}
     bar = tqdm(total=len(items) * len(plan), desc="edit", unit="edit", disable=not progress, mininterval=5)
     for start in range(0, len(items), batch):
         group = items[start:start + batch]

@@ -155,12 +155,9 @@ def check_folder(out: Path, command: str) -> None:
 def claim_folder(out: Path, identity: dict) -> dict:
     """Make ``out`` this dataset's folder, or check that it already is one made with the same settings and
     weights; return the identity recorded there (with its thresholds, when they were derived)."""
+    check_folder(out, identity["command"])
     made_by = read_json(out / RUN_FILE)
-    if made_by is None:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ValueError(f"{out} exists and is not an InstructPix2Pix dataset folder (no {RUN_FILE}); nothing was "
-                             f"changed. Choose a new --out (or an empty folder)")
-    else:
+    if made_by is not None:
         differ = differences(made_by, identity, _NOT_COMPARED)
         if not differ and identity["threshold_rule"] == "given" and made_by.get("thresholds") != identity["thresholds"]:
             differ = f"thresholds: {made_by.get('thresholds')!r} there, {identity['thresholds']!r} now"
