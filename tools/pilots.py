@@ -4,18 +4,20 @@
     python tools/pilots.py texture                     # how much of each style an 8x latent grid can carry
     python tools/pilots.py oracle --world larger       # does the shipped oracle read a world of larger subjects?
     python tools/pilots.py hears [--unet DIR]          # does the UNet hear the kind word? (diffusion classifier)
-    python tools/pilots.py unet --world larger --steps 1500 --workdir data/pilots/unet-larger
-    python tools/pilots.py vae --variant deeper --steps 800 --workdir data/pilots/vae-deeper
+    python tools/pilots.py unet --world larger --steps 1200 --workdir data/pilots/unet-larger
+    python tools/pilots.py vae --variant deeper --steps 800 --workdir data/pilots/vae
 
 Every result is printed and appended as one JSON line to ``data/pilots/results.jsonl``. The worlds:
 ``shipped`` is the world as it is; ``larger`` scales each kind's size so that a lone object's longer side
-spans about 70% of the picture (``LARGER``), the option the second model's issue asks to pilot. Pilots judge
+spans about 70% of the picture (``LARGER``), the option the second model's issue asks to pilot;
+``coarse-pencil`` draws the pencil style's hatching 6 px wide instead of 2 (``_coarse_hatching``). Pilots judge
 quality at a fixed number of steps, so a busy CPU slows them but does not change their numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import time
@@ -38,12 +40,27 @@ LARGER = {"bird": 1.5, "cake": 1.6, "car": 1.1, "cat": 1.5, "chair": 1.3, "cup":
           "horse": 1.1, "house": 1.15, "person": 1.3, "tree": 1.15, "vase": 1.7, "zebra": 1.1}
 
 
+WORLDS = ("shipped", "larger", "coarse-pencil")
+
+
+def _coarse_hatching(size: int, canvas: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pencil style's two stroke families 6 px wide every 12 px (at 128 px) instead of 2 every 4: a
+    period longer than a latent cell and not a divisor of it."""
+    w = max(6, round(6 * size / 128))
+    ys, xs = np.mgrid[0:canvas, 0:canvas]
+    return ((xs + ys) // w) % 2 == 0, ((xs - ys) // w) % 2 == 0
+
+
 def use_world(name: str) -> None:
-    """Switch the world (in this process) to ``name``: "shipped" or "larger"."""
-    if name == "shipped":
-        return
+    """Switch the world (in this process) to ``name``, one of ``WORLDS``."""
+    if name not in WORLDS:
+        raise SystemExit(f"unknown world {name!r}: choose one of {WORLDS}")
+    if name == "coarse-pencil":
+        from editlab.world import styles
+
+        styles._hatching = functools.lru_cache(maxsize=16)(_coarse_hatching)
     if name != "larger":
-        raise SystemExit(f"unknown world {name!r}: choose shipped or larger")
+        return
     for kind, factor in LARGER.items():
         lo, hi = vocab.KINDS[kind].size
         vocab.KINDS[kind] = replace(vocab.KINDS[kind], size=(round(lo * factor, 3), min(round(hi * factor, 3), 0.95)))
@@ -141,8 +158,23 @@ def _kind_swapped(text: str, kind: str, other: str) -> str:
     return re.sub(rf"\b{kind}\b", other, text)
 
 
+def one_object_scenes(n: int, per_kind: int | None = None) -> list:
+    """Held-out one-object scenes: those of seeds 0 .. n-1, or (``per_kind``) the first ``per_kind`` of each kind."""
+    if per_kind is None:
+        return [sample_scene(s, n_objects=1) for s in range(EVAL_SEED0, EVAL_SEED0 + n)]
+    found: dict[str, list] = {k: [] for k in sorted(vocab.KINDS)}
+    seed = EVAL_SEED0
+    while any(len(v) < per_kind for v in found.values()):
+        scene = sample_scene(seed, n_objects=1)
+        if len(found[scene.things[0].kind]) < per_kind:
+            found[scene.things[0].kind].append(scene)
+        seed += 1
+    return [sc for v in found.values() for sc in v]
+
+
 @torch.no_grad()
-def hears_kind(pipe, n: int, timesteps=(200, 400, 600, 800), noises: int = 2, seed: int = 0) -> dict:
+def hears_kind(pipe, n: int, timesteps=(200, 400, 600, 800), noises: int = 2, seed: int = 0,
+               per_kind: int | None = None) -> dict:
     """A diffusion classifier (Li et al., 2023, "Your diffusion model is secretly a zero-shot classifier"):
     for ``n`` held-out one-object renders, the denoising error of the UNet under the true caption and under
     the same caption with the kind word swapped for each other kind, on the same noised latents; the kind
@@ -150,7 +182,7 @@ def hears_kind(pipe, n: int, timesteps=(200, 400, 600, 800), noises: int = 2, se
     from editlab.models import encode_pictures, encode_prompts
 
     kinds = sorted(vocab.KINDS)
-    scenes = [sample_scene(s, n_objects=1) for s in range(EVAL_SEED0, EVAL_SEED0 + n)]
+    scenes = one_object_scenes(n, per_kind)
     gen = torch.Generator().manual_seed(seed)
     right, seen = {k: [0, 0] for k in kinds}, {}
     alphas = pipe.scheduler.alphas_cumprod
@@ -191,8 +223,8 @@ def _pipeline(unet_dir: str | None):
 def hears(args) -> None:
     torch.set_num_threads(args.threads)
     use_world(args.world)
-    record("hears", world=args.world, unet=args.unet or "shipped", n=args.n,
-           **hears_kind(_pipeline(args.unet), args.n))
+    record("hears", world=args.world, unet=args.unet or "shipped", n=args.n, per_kind=args.per_kind,
+           **hears_kind(_pipeline(args.unet), args.n, per_kind=args.per_kind))
 
 
 # -- a short UNet run --------------------------------------------------------------------------------------
@@ -289,10 +321,12 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="pilot", required=True)
     for name in ("speed", "texture", "oracle", "hears", "unet", "vae"):
         s = sub.add_parser(name)
-        s.add_argument("--world", default="shipped", choices=("shipped", "larger"))
+        s.add_argument("--world", default="shipped", choices=WORLDS)
         s.add_argument("--threads", type=int, default=1)
         s.add_argument("--n", type=int, default=200, help="held-out pictures to measure on")
     sub.choices["hears"].add_argument("--unet", help="a UNet folder (default: the shipped one)")
+    sub.choices["hears"].add_argument("--per-kind", type=int, help="the first this many renders of each kind instead "
+                                      "of seeds 0 .. n-1 (whose kinds are not balanced)")
     for name in ("unet", "vae"):
         sub.choices[name].add_argument("--workdir", required=True)
         sub.choices[name].add_argument("--steps", type=int, required=True)
