@@ -147,7 +147,7 @@ def oracle(args) -> None:
     from editlab.toy.oracle import Oracle
 
     use_world(args.world)
-    scenes = [sample_scene(s, n_objects=1) for s in range(EVAL_SEED0, EVAL_SEED0 + args.n)]
+    scenes = one_object_scenes(args.n)
     x = to_tensor(np.stack([render(sc, configs.PICTURE_SIZE).image for sc in scenes]))
     acc = oracle_agreement(Oracle.load(TOY_WEIGHTS / "oracle"), x, scenes)
     record("oracle", world=args.world, n=args.n, accuracy={k: round(v, 3) for k, v in acc.items()})
