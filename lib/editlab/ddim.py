@@ -86,19 +86,31 @@ def guided_noise(unet, x: torch.Tensor, t: int, cond: torch.Tensor, uncond: torc
 StepCallback = Callable[[int, int, torch.Tensor], None]  # (step index, timestep, latents after the step)
 
 
+NoisePrediction = Callable[[torch.Tensor, int], torch.Tensor]  # (latents x_t, timestep t) -> eps
+
+
 @torch.no_grad()
-def sample(unet, scheduler, x_T: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None = None,
+def sample(unet, scheduler, x_T: torch.Tensor, cond: torch.Tensor | None, uncond: torch.Tensor | None = None,
            steps: int = 50, guidance: float = 7.5, callback: StepCallback | None = None,
-           image_latents: torch.Tensor | None = None, start: int = 0) -> list[torch.Tensor]:
+           image_latents: torch.Tensor | None = None, start: int = 0,
+           noise: NoisePrediction | None = None) -> list[torch.Tensor]:
     """Denoise ``x_T`` (n, C, h, w) with DDIM; return every latent, ``[x_T, ..., x_0]`` (steps + 1).
 
     ``start > 0`` begins at step ``start`` of the ``steps``: ``x_T`` is then a latent at that step's
-    timestep (SDEdit's partly noised picture), and the path has ``steps - start + 1`` latents."""
+    timestep (SDEdit's partly noised picture), and the path has ``steps - start + 1`` latents.
+    ``noise(x_t, t)``, if given, predicts the noise in place of :func:`guided_noise` (``cond``, ``uncond``,
+    ``guidance`` and ``image_latents`` are then unused): InstructPix2Pix's two-scale guidance, for one."""
     if not 0 <= start < steps:
         raise ValueError(f"start is the index of the first step to run, 0 to {steps - 1}; got {start}")
+    if noise is None:
+        if cond is None:
+            raise ValueError("give the prompt embeddings (cond) or a noise prediction (noise)")
+
+        def noise(x, t):
+            return guided_noise(unet, x, t, cond, uncond, guidance, image_latents)
     path = [x_T]
     for i, t in enumerate(timesteps(scheduler, steps)[start:], start=start):
-        eps = guided_noise(unet, path[-1], t, cond, uncond, guidance, image_latents)
+        eps = noise(path[-1], t)
         a_t, a_s = alpha_bar(scheduler, t), alpha_bar(scheduler, previous_timestep(scheduler, t, steps))
         path.append(ddim_step(path[-1], eps, a_t, a_s))
         if callback is not None:
