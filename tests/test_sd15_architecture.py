@@ -74,19 +74,6 @@ def test_inversion_and_the_vae_run_at_sd15_sizes(sd15):
     assert decode_latents(sd15, path[0]).shape == (1, 3, SIZE, SIZE)
 
 
-@torch.no_grad()
-def test_the_instruct_pix2pix_unet_takes_the_picture_latents_as_four_more_channels(sd15):
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(**{**SD15_UNET, "in_channels": 8})
-    picture_latents = encode_pictures(sd15, torch.zeros(1, 3, SIZE, SIZE))
-    x_T = initial_noise(sd15, 1, torch.Generator().manual_seed(0), size=SIZE)
-    path = ddim.sample(unet, sd15.scheduler, x_T, encode_prompts(sd15, "make it blue"), encode_prompts(sd15, ""),
-                       steps=2, guidance=7.5, image_latents=picture_latents)
-    assert path[-1].shape == x_T.shape and torch.isfinite(path[-1]).all()
-    with pytest.raises(RuntimeError):  # without the picture the 8-channel UNet cannot run
-        ddim.sample(unet, sd15.scheduler, x_T, encode_prompts(sd15, "make it blue"), steps=1)
-
-
 @pytest.fixture(scope="module")
 def sd15_128(sd15):
     """SD v1.5's architecture with the UNet's default resolution set to 16x16 latents (128 px pictures):
@@ -109,3 +96,24 @@ def test_every_editor_runs_on_sd15(sd15_128, method):
     assert edited.pictures.shape == (2, 3, 128, 128) and torch.isfinite(edited.pictures).all()
     if inverted.direct:
         assert editing.drift(inverted, edited) == [0.0] * 3
+
+
+@torch.no_grad()
+def test_instruct_pix2pix_on_sd15_widens_the_unet_and_matches_diffusers(sd15_128):
+    """InstructPix2Pix's path at SD v1.5's size: the UNet widened to 8 channels, the two-scale edit against
+    diffusers' StableDiffusionInstructPix2PixPipeline from the same noise."""
+    from editlab.ip2p import guidance
+    from editlab.ip2p.model import instruct_pipeline, widen_conv_in
+    from PIL import Image
+
+    unet = widen_conv_in(sd15_128.unet)
+    assert unet.conv_in.weight.shape == (320, 8, 3, 3)
+    unet.conv_in.weight[:, 4:] = 0.05 * torch.randn(320, 4, 3, 3, generator=torch.Generator().manual_seed(3))
+    pipe = instruct_pipeline(sd15_128, unet)
+    picture = Image.fromarray((torch.rand(128, 128, 3, generator=torch.Generator().manual_seed(2)) * 255).byte().numpy())
+    ours = guidance.edit(pipe, picture, "make it blue", steps=2, seed=0)
+    noise = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    theirs = pipe("make it blue", image=picture, num_inference_steps=2, latents=noise, output_type="latent").images
+    torch.testing.assert_close(ours.latents[-1], theirs, rtol=1e-4, atol=1e-4)
+    with pytest.raises(RuntimeError):  # without the picture the 8-channel UNet cannot run
+        ddim.sample(unet, sd15_128.scheduler, noise, encode_prompts(sd15_128, "make it blue"), steps=1)

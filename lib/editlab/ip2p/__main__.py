@@ -2,10 +2,14 @@
 
     python -m editlab.ip2p data --out DIR --pairs N [--samples-per-pair 8] [--steps 50] [--seed 0]   # generated, filtered
     python -m editlab.ip2p oracle --out DIR --pairs N [--seed 0]                                     # the world's exact pairs
+    python -m editlab.ip2p train --data DIR [--data DIR2] --workdir WORK --out MODEL [--set steps=1800]  # the model
+    python -m editlab.ip2p evaluate --model MODEL [--edits 70] [--text-scale 7.5] [--image-scale 1.5]  # held-out edits
+    python -m editlab.ip2p evaluate --model sdedit [--strength 0.5]                                      # the baseline
 
 Both write DIR/data.jsonl (one line per kept sample), DIR/images/*.png, DIR/pairs.jsonl, DIR/stats.json and
 DIR/run.json (layout: editlab.ip2p.data). Both resume: the same command (or a larger --pairs) continues a folder;
-one made with other settings or weights is refused. Errors are printed as one line (--debug for the traceback).
+one made with other settings or weights is refused. ``train`` resumes from WORK's checkpoint and writes the
+trained pipeline (diffusers format) to MODEL when done. Errors are printed as one line (--debug for the traceback).
 """
 
 from __future__ import annotations
@@ -56,9 +60,29 @@ def main(argv: list[str] | None = None) -> int:
     da.add_argument("--thresholds", type=_thresholds, default=None,
                     help="IMAGE,CAPTION,DIRECTION (default: derived from the world's exact pairs, see editlab.ip2p.data)")
     sub.add_parser("oracle", parents=[common], help="the world's exact pairs (source and target renders), same layout")
+    tr = sub.add_parser("train", parents=[debug_option()], help="train InstructPix2Pix on dataset folders")
+    tr.add_argument("--data", action="append", required=True, help="a dataset folder (give --data several times for more)")
+    tr.add_argument("--workdir", required=True, help="checkpoints, logs and the encoded data (created, or continued)")
+    tr.add_argument("--out", required=True, help="the trained pipeline's folder (must not exist)")
+    tr.add_argument("--model", default="toy", help='the text-to-image model to start from: "toy" (default) or a folder')
+    tr.add_argument("--limit", type=int, default=None, help="train on the first N examples only (the dataset-size ablation)")
+    tr.add_argument("--threads", type=int, default=None, help="torch threads")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="change the recipe, e.g. --set steps=500 lr=1e-4 (names: editlab.ip2p.training.Recipe)")
+    ev = sub.add_parser("evaluate", parents=[debug_option()], help="measure an editor on held-out world edits")
+    ev.add_argument("--model", required=True, help='an InstructPix2Pix pipeline folder, or "sdedit" (the toy, SDEdit)')
+    ev.add_argument("--edits", type=int, default=70, help="held-out edits (default 70: ten of each judged type)")
+    ev.add_argument("--text-scale", type=float, default=7.5, help="s_T (default 7.5); SDEdit's guidance scale")
+    ev.add_argument("--image-scale", type=float, default=1.5, help="s_I (default 1.5)")
+    ev.add_argument("--strength", type=float, default=0.5, help="SDEdit's strength (default 0.5)")
+    ev.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    ev.add_argument("--batch", type=int, default=10, help="edits per UNet batch (default 10)")
+    ev.add_argument("--threads", type=int, default=None, help="torch threads")
+    ev.add_argument("--record", default=None, help="append the result as one JSON line to this file")
     args = parser.parse_args(argv)
     return run_command(lambda: _command(args), args.debug,
-                       resumable="the pairs saved so far are kept: the same command continues the dataset")
+                       resumable="what is saved is kept: the same command continues the dataset or the training")
 
 
 def _command(args) -> int:
@@ -69,6 +93,10 @@ def _command(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    if args.command == "train":
+        return _train(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
     if args.command == "data":
         stats = make_data(args.out, args.pairs, args.samples_per_pair, args.steps, args.seed, args.types, args.model,
                           args.device, args.batch, args.thresholds, progress=not args.quiet)
@@ -78,6 +106,68 @@ def _command(args) -> int:
     speed = stats["throughput"]["this_run"]["samples_per_second"]
     print(f"{args.out}: {stats['kept']} kept of {stats['samples']} samples from {stats['caption_pairs']} caption pairs"
           + (f"; {speed:.3g} samples/s in this run" if speed else "") + f"; thresholds {json.dumps(stats['thresholds'])}")
+    return 0
+
+
+def _recipe(assignments: list[str]):
+    from dataclasses import fields, replace
+
+    from .training import Recipe
+
+    types = {f.name: f.type for f in fields(Recipe)}
+    changes = {}
+    for a in assignments:
+        name, _, value = a.partition("=")
+        if name not in types or not value:
+            raise ValueError(f"--set takes NAME=VALUE with NAME one of {', '.join(types)}; got {a!r}")
+        changes[name] = (int if types[name] in (int, "int") else float)(value)
+    return replace(Recipe(), **changes)
+
+
+def _train(args) -> int:
+    from .training import train
+
+    out = train(args.data, args.workdir, args.out, _recipe(args.set), args.model, args.limit, progress=not args.quiet)
+    print(f"{out}: the trained InstructPix2Pix pipeline (load_pipeline({str(out)!r}))")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import time
+
+    import torch
+
+    from ..models import TOY_WEIGHTS, load_pipeline
+    from ..sdedit import edit_many as sdedit_many
+    from ..toy.oracle import Oracle
+    from .data import load_clip_similarity
+    from .evaluate import held_out_edits, measure, summary
+    from .guidance import edit_many
+
+    edits = held_out_edits(args.edits)
+    sdedit = args.model == "sdedit"
+    pipe = load_pipeline("toy" if sdedit else args.model)
+    start, edited = time.perf_counter(), []
+    for k in range(0, len(edits), args.batch):
+        chunk = edits[k:k + args.batch]
+        pictures = [e.render(128).source for e in chunk]
+        if sdedit:
+            prompts = [e.editing_prompt.replace("[", "").replace("]", "") for e in chunk]
+            done = sdedit_many(pipe, pictures, prompts, args.strength, args.steps, args.text_scale)
+        else:
+            done = edit_many(pipe, pictures, [e.instruction for e in chunk], args.text_scale, args.image_scale, args.steps)
+        edited += [d.targets for d in done]
+    seconds = time.perf_counter() - start
+    result = summary(measure(torch.cat(edited), edits, Oracle.load(TOY_WEIGHTS / "oracle"), load_clip_similarity()))
+    settings = ({"strength": args.strength, "guidance": args.text_scale} if sdedit
+                else {"text_scale": args.text_scale, "image_scale": args.image_scale})
+    record = {"model": args.model, **settings, "steps": args.steps, "edits": len(edits),
+              **{k: round(v, 4) for k, v in result.items()}, "seconds_per_edit": round(seconds / len(edits), 3)}
+    print(json.dumps(record))
+    if args.record:
+        from ..records import append_line
+
+        append_line(args.record, json.dumps(record))
     return 0
 
 

@@ -83,7 +83,7 @@ def uniform(generator: torch.Generator, low: float, high: float) -> float:
 
 def draw(pipe, generator: torch.Generator, p_range: tuple[float, float] = P_RANGE,
          guidance_range: tuple[float, float] = GUIDANCE_RANGE) -> Draw:
-    """A sample's settings, drawn from ``generator`` in the official order: p, guidance, then x_T."""
+    """A sample's settings, drawn from ``generator`` in this order: p, guidance, then x_T."""
     p = uniform(generator, *p_range)
     guidance = uniform(generator, *guidance_range)
     return Draw(p, guidance, initial_noise(pipe, 1, generator))
