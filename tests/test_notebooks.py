@@ -56,6 +56,11 @@ QUICK = {
     "08_imagic.ipynb": (
         {"STEPS": 10, "EMBEDDING_STEPS": 20, "UNET_STEPS": 10, "ETAS": [0.0, 0.6, 1.0], "PICTURES": 2},
         {"08_losses", "08_interpolation", "08_tradeoff"}),
+    "09_instructpix2pix_data.ipynb": (
+        {"STEPS": 10, "SHOWN_TYPES": [1, 5], "FILTER_PAIRS": 2, "SAMPLES": 2, "REFERENCE_PAIRS": 50, "DATA_PAIRS": 2,
+         "DATA": "{tmp}/data"},
+        {"09_with_and_without_p2p", "09_filter_scores", "09_kept_and_dropped"},
+        ["make_data agrees with section 3 on caption pairs 0-1"]),
 }
 
 
