@@ -38,7 +38,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..models import encode_prompts, load_pipeline, weights_digest
-from ..toy.training import Checkpoint, cosine_lr
+from ..toy.training import Checkpoint, cosine_lr, update_average
 from ..toy.unet import min_snr_weight
 from .data import read_examples, read_json
 from .model import picture_latents, save_pipeline, widen_conv_in
@@ -187,10 +187,7 @@ def train(folders: list[str | Path], workdir: str | Path, out: str | Path, recip
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        decay = min(r.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - decay)
+        update_average(ema, unet, step, r.ema_decay)
         step += 1
         seconds += time.perf_counter() - t0
         bar.update(1)

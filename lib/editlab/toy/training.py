@@ -63,6 +63,15 @@ class Checkpoint:
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
 
 
+@torch.no_grad()
+def update_average(average: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
+    """One step of the exponential moving average of ``model``'s weights kept in ``average``, with the warm-up of
+    diffusers' ``EMAModel``: the decay at ``step`` is min(decay, (1 + step) / (10 + step))."""
+    d = min(decay, (1 + step) / (10 + step))
+    for pa, p in zip(average.parameters(), model.parameters()):
+        pa.lerp_(p, 1 - d)
+
+
 def cosine_lr(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay from ``lr`` to ``lr_min`` at ``steps``."""
     if step < warmup:

@@ -31,7 +31,7 @@ from .clip import tokenize
 from .configs import PICTURE_SIZE, SCHEDULER_CONFIG, UNET_CONFIG, ClipRecipe, UnetRecipe
 from .data import TRAIN_SEED0, cached_captions, cached_pictures, to_tensor
 from .tokenizer import world_tokenizer
-from .training import Checkpoint, cosine_restart_lr, restart_cycle_starts
+from .training import Checkpoint, cosine_restart_lr, restart_cycle_starts, update_average
 
 
 def _memmap_cache(path: Path, shape: tuple, fill) -> np.ndarray:
@@ -182,10 +182,7 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        decay = min(r.ema_decay, (1 + step) / (10 + step))  # warm-up of the average, as diffusers' EMAModel
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - decay)
+        update_average(ema, unet, step, r.ema_decay)
         step += 1
         seconds += time.perf_counter() - t0
         bar.update(1)
