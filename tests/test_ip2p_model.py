@@ -1,15 +1,19 @@
 """InstructPix2Pix's model: the widened input, conditioning dropout, two-scale guidance against diffusers, training."""
 
+import json
+
 import pytest
 import torch
 from diffusers import StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
 from editlab.ip2p import guidance
 from editlab.ip2p.data import make_oracle
 from editlab.ip2p.model import instruct_pipeline, save_pipeline, widen_conv_in
+from editlab.ip2p.ship import SHARED, ship
 from editlab.ip2p.training import EncodedSet, Recipe, batch_inputs, conditioning_dropout, train
-from editlab.models import load_pipeline
+from editlab.models import TOY_WEIGHTS, load_pipeline, paper_settings
 from editlab.world.edits import make_edit
 from PIL import Image
+from safetensors.torch import load_file
 
 STEPS = 6
 
@@ -136,6 +140,33 @@ def test_training_writes_a_pipeline_diffusers_loads_and_resumes_to_the_same_weig
     a = UNet2DConditionModel.from_pretrained(out / "unet").state_dict()
     b = UNet2DConditionModel.from_pretrained(tmp_path / "model2" / "unet").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+    shipped = ship(out, tmp_path / "work", weights=tmp_path / "shipped")
+    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(shipped)
+    c = load_file(shipped / "unet" / "diffusion_pytorch_model.safetensors")  # as stored: float16
+    assert all(c[k].dtype == torch.float16 and torch.equal(c[k], a[k].half()) for k in a)
+    assert pipe.unet.config.in_channels == 8
+    for name in SHARED:
+        for f in (TOY_WEIGHTS / name).iterdir():
+            assert (shipped / name / f.name).read_bytes() == f.read_bytes()
+    assert json.loads((shipped / "training.json").read_text())["recipe"]["steps"] == 4
+    assert "4 steps of batch 2" in " ".join((shipped / "README.md").read_text().split())
+
+
+def test_shipping_refuses_an_editor_of_another_text_to_image_model(random_pipe, tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "run.json").write_text("{}")
+    save_pipeline(random_pipe, widen_conv_in(random_pipe.unet), tmp_path / "other")
+    with pytest.raises(ValueError, match="another text-to-image model"):
+        ship(tmp_path / "other", tmp_path / "work", weights=tmp_path / "shipped")
+    assert not (tmp_path / "shipped").exists()
+
+
+def test_the_shipped_editor_loads_by_name_and_reads_the_picture():
+    pipe = load_pipeline("toy-instruct-pix2pix")
+    assert isinstance(pipe, StableDiffusionInstructPix2PixPipeline) and pipe.unet.config.in_channels == 8
+    assert paper_settings("toy-instruct-pix2pix").size == 128
+    assert pipe.unet.conv_in.weight[:, 4:].abs().sum() > 0  # trained: the picture's channels are no longer zero
 
 
 def test_saving_never_replaces_a_folder(random_pipe, tmp_path):

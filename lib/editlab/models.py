@@ -24,6 +24,9 @@ from .prompts import padded_token_ids
 
 TOY = "toy"
 TOY_WEIGHTS = Path(__file__).resolve().parent / "toy" / "weights"
+TOY_INSTRUCT = "toy-instruct-pix2pix"  # InstructPix2Pix trained on the tiny model (editlab.ip2p), shipped beside it
+TOY_INSTRUCT_WEIGHTS = TOY_WEIGHTS.with_name("weights-instruct-pix2pix")
+SHIPPED = {TOY: TOY_WEIGHTS, TOY_INSTRUCT: TOY_INSTRUCT_WEIGHTS}
 # Checkpoints the notebooks name. Any other hub id or local folder in diffusers format works too.
 KNOWN_MODELS = {
     "CompVis/stable-diffusion-v1-4": "Stable Diffusion v1.4 (Direct Inversion, Prompt-to-Prompt, Null-text, Imagic)",
@@ -43,8 +46,8 @@ class Settings:
 
 
 def paper_settings(model: str) -> Settings:
-    """512 px, 50 DDIM steps, guidance 7.5 for real SD 1.x (all four papers); 128 px for the toy."""
-    return Settings(size=128) if model == TOY else Settings(size=512)
+    """512 px, 50 DDIM steps, guidance 7.5 for real SD 1.x (all four papers); 128 px for the toy and its editor."""
+    return Settings(size=128) if model in SHIPPED else Settings(size=512)
 
 
 def _missing_weights_message(model: str, error: Exception) -> str:
@@ -76,7 +79,7 @@ def _single_file_message(path: Path) -> str:
 
 def load_pipeline(model: str | Path = TOY, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                   instruct: bool | None = None):
-    """A diffusers pipeline for ``model``: "toy", a hub id, or a local folder in diffusers format.
+    """A diffusers pipeline for ``model``: "toy", "toy-instruct-pix2pix", a hub id, or a local folder in diffusers format.
 
     ``dtype`` defaults to float32 on the CPU and float16 on a GPU. ``instruct`` picks
     StableDiffusionInstructPix2PixPipeline (default: when the UNet takes 8 input channels).
@@ -85,11 +88,11 @@ def load_pipeline(model: str | Path = TOY, device: str | torch.device = "cpu", d
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
-    if model == TOY:
-        if not (TOY_WEIGHTS / "model_index.json").exists():
-            raise FileNotFoundError(f"the tiny model's weights are missing from {TOY_WEIGHTS}; "
+    if model in SHIPPED:
+        source = SHIPPED[model]
+        if not (source / "model_index.json").exists():
+            raise FileNotFoundError(f"the weights of {model!r} are missing from {source}; "
                                     "reinstall editlab from a full checkout (git lfs is not used; the files are plain)")
-        source = TOY_WEIGHTS
     else:
         source = Path(model).expanduser() if Path(model).expanduser().exists() else str(model)
         if isinstance(source, str) and _looks_like_a_path(source):

@@ -1,12 +1,13 @@
-"""Command line of InstructPix2Pix's data.
+"""Command line of InstructPix2Pix: its data, training, shipping and evaluation.
 
     python -m editlab.ip2p data --out DIR --pairs N [--samples-per-pair 8] [--steps 50] [--seed 0]   # generated, filtered
     python -m editlab.ip2p oracle --out DIR --pairs N [--seed 0]                                     # the world's exact pairs
     python -m editlab.ip2p train --data DIR [--data DIR2] --workdir WORK --out MODEL [--set steps=1800]  # the model
+    python -m editlab.ip2p ship --model MODEL --workdir WORK      # as load_pipeline("toy-instruct-pix2pix")
     python -m editlab.ip2p evaluate --model MODEL [--edits 70] [--text-scale 7.5] [--image-scale 1.5]  # held-out edits
     python -m editlab.ip2p evaluate --model sdedit [--strength 0.5]                                      # the baseline
 
-Both write DIR/data.jsonl (one line per kept sample), DIR/images/*.png, DIR/pairs.jsonl, DIR/stats.json and
+``data`` and ``oracle`` write DIR/data.jsonl (one line per kept sample), DIR/images/*.png, DIR/pairs.jsonl, DIR/stats.json and
 DIR/run.json (layout: editlab.ip2p.data). Both resume: the same command (or a larger --pairs) continues a folder;
 one made with other settings or weights is refused. ``train`` resumes from WORK's checkpoint and writes the
 trained pipeline (diffusers format) to MODEL when done. Errors are printed as one line (--debug for the traceback).
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                     help="change the recipe, e.g. --set steps=500 lr=1e-4 (names: editlab.ip2p.training.Recipe)")
+    sh = sub.add_parser("ship", parents=[debug_option()],
+                        help='ship a trained editor as load_pipeline("toy-instruct-pix2pix") (replaces the shipped one)')
+    sh.add_argument("--model", required=True, help="the trained pipeline folder (train's --out)")
+    sh.add_argument("--workdir", required=True, help="its training folder (train's --workdir: recipe and log)")
     ev = sub.add_parser("evaluate", parents=[debug_option()], help="measure an editor on held-out world edits")
     ev.add_argument("--model", required=True, help='an InstructPix2Pix pipeline folder, or "sdedit" (the toy, SDEdit)')
     ev.add_argument("--edits", type=int, default=70, help="held-out edits (default 70: ten of each judged type)")
@@ -90,13 +95,18 @@ def _command(args) -> int:
 
     from .data import make_data, make_oracle
 
-    if args.threads:
+    if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
 
     if args.command == "train":
         return _train(args)
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "ship":
+        from .ship import ship
+
+        print(f"{ship(args.model, args.workdir)}: load_pipeline('toy-instruct-pix2pix')")
+        return 0
     if args.command == "data":
         stats = make_data(args.out, args.pairs, args.samples_per_pair, args.steps, args.seed, args.types, args.model,
                           args.device, args.batch, args.thresholds, progress=not args.quiet)
