@@ -14,12 +14,16 @@ from editlab.bench.run import (
     check_methods,
     claim_folder,
     edit_all,
+    inputs_digest,
     read_metrics,
     read_times,
     score_all,
     weights_digest,
     write_tables,
 )
+from editlab.ip2p import guidance as instruct
+from editlab.ip2p.model import instruct_pipeline, widen_conv_in
+from editlab.models import to_uint8
 from PIL import Image
 
 METHODS = ["ddim+p2p", "direct+p2p"]
@@ -148,3 +152,44 @@ def test_a_method_without_inversion_runs_beside_the_others(random_pipe, bench, t
         assert row["unet_calls"] == 2  # strength 0.5 of 4 steps: the last two, no inversion
         assert times["ddim+p2p"][i.id]["unet_calls"] == 8  # 4 to invert, 4 to edit
     assert check_methods(["sdedit"]) == [("sdedit", None, "sdedit")]
+
+
+def test_instruct_pix2pix_reads_the_instruction_with_its_own_model(random_pipe, bench, tmp_path):
+    items = load(bench)[:2]
+    with pytest.raises(ValueError, match="InstructPix2Pix model: pass instruct_pipe"):
+        edit_all(random_pipe, items, ["instruct-pix2pix"], tmp_path / "refused", steps=2, guidance=7.5, progress=False)
+    editor = instruct_pipeline(random_pipe, widen_conv_in(random_pipe.unet))
+    edit_all(random_pipe, items, ["instruct-pix2pix"], tmp_path, steps=2, guidance=7.5, progress=False,
+             instruct_pipe=editor)
+    times = read_times(tmp_path)
+    for i in items:
+        alone = instruct.edit(editor, i.image, i.instruction, text_scale=7.5, steps=2)
+        saved = np.asarray(Image.open(tmp_path / "instruct-pix2pix" / f"{i.id}.png"))
+        # the instruction, not the caption, was read (edited in a batch of two: equal up to rounding)
+        assert np.abs(saved.astype(int) - to_uint8(alone.targets)[0].astype(int)).max() <= 1
+        assert times["instruct-pix2pix"][i.id]["unet_calls"] == 2
+        assert inputs_digest(i, "instruct-pix2pix") != inputs_digest(i, "sdedit")  # the instruction is an input
+    assert json.loads((tmp_path / "run.json").read_text())["instruct_weights_sha256"] == weights_digest(
+        editor.unet, editor.vae, editor.text_encoder)
+    other = instruct_pipeline(random_pipe, widen_conv_in(random_pipe.unet, extra_channels=4))
+    with torch.no_grad():
+        other.unet.conv_in.weight[:, 4:] += 1.0
+    with pytest.raises(ValueError, match="instruct_weights_sha256"):
+        edit_all(random_pipe, items, ["instruct-pix2pix"], tmp_path, steps=2, guidance=7.5, progress=False,
+                 instruct_pipe=other)
+
+
+def test_imagic_fits_each_picture_and_records_its_settings(random_pipe, bench, tmp_path):
+    items = load(bench)[:2]
+    settings = {"imagic": {"embedding_steps": 2, "unet_steps": 1, "eta": 0.5}}
+    edit_all(random_pipe, items, ["imagic"], tmp_path, steps=2, guidance=7.5, progress=False, method_settings=settings)
+    times = read_times(tmp_path)
+    assert all(times["imagic"][i.id]["unet_calls"] == 2 + 1 + 2 for i in items)
+    assert json.loads((tmp_path / "run.json").read_text())["settings:imagic"] == settings["imagic"]
+    with pytest.raises(ValueError, match="settings:imagic"):
+        edit_all(random_pipe, items, ["imagic"], tmp_path, steps=2, guidance=7.5, progress=False,
+                 method_settings={"imagic": {"embedding_steps": 3, "unet_steps": 1, "eta": 0.5}})
+    with pytest.raises(ValueError, match="unknown setting.*imagic"):
+        edit_all(random_pipe, items, ["imagic"], tmp_path / "other", steps=2, guidance=7.5, progress=False,
+                 method_settings={"imagic": {"lr": 1.0}})
+    assert not (tmp_path / "other").exists()  # refused before anything is written

@@ -19,24 +19,30 @@ edits one picture, :func:`edit_many_with` several.
 | "pix2pix-zero" | cross-attention maps, by gradient steps on its latent       | direction from sentence sets  |
 
 Methods that need no inversion edit the picture itself and stand alone in a method name ("sdedit"):
-:data:`STANDALONE` maps each to ``(pipe, pictures, target_prompts, steps, guidance, settings) -> [Edited]``.
+:data:`STANDALONE` maps each to ``(pipe, pictures, texts, steps, guidance, settings) -> [Edited]`` and says
+which text of a benchmark entry it reads and whether it edits with a model of its own.
 
-| method   | what it keeps of the picture                  | defaults          |
-| -------- | --------------------------------------------- | ----------------- |
-| "sdedit" | what survives noising it to ``strength``       | strength 0.5      |
+| method             | reads                  | what it keeps of the picture              | defaults          |
+| ------------------ | ---------------------- | ----------------------------------------- | ----------------- |
+| "sdedit"           | the edited caption     | what survives noising it to ``strength``  | strength 0.5      |
+| "instruct-pix2pix" | the instruction        | what its model learnt to keep (its input) | s_T 7.5, s_I 1.5  |
+| "imagic"           | the edited caption     | what its fitted embedding and UNet keep   | the paper's, η 0.7 |
 """
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
-from . import editing, masactrl, p2p, pix2pix_zero, pnp, sdedit
+from . import editing, imagic, masactrl, p2p, pix2pix_zero, pnp, sdedit
 from .inversion import METHODS as INVERSIONS
 from .inversion import Inverted
+from .models import as_tensor, picture_size
 
 Editor = Callable[[Any, list[Inverted], list[str], list[str], dict], list[editing.Edited]]
 
@@ -160,8 +166,67 @@ def run_sdedit(pipe, pictures: list, target_prompts: list[str], steps: int, guid
     return sdedit.edit_many(pipe, pictures, target_prompts, steps=steps, guidance=guidance, **s)
 
 
-Standalone = Callable[[Any, list, list[str], int, float, dict], list[editing.Edited]]
-STANDALONE: dict[str, Standalone] = {"sdedit": run_sdedit}
+def run_instruct_pix2pix(pipe, pictures: list, instructions: list[str], steps: int, guidance: float,
+                         settings: dict | None = None) -> list[editing.Edited]:
+    """InstructPix2Pix by :func:`editlab.ip2p.guidance.edit_many`: ``pipe`` is an InstructPix2Pix pipeline, the
+    texts are instructions, ``guidance`` is the text scale s_T. Settings: image_scale (s_I, 1.5), seed."""
+    from .ip2p import guidance as instruct
+
+    s = _settings("instruct-pix2pix", settings, ("image_scale", "seed"))
+    return instruct.edit_many(pipe, pictures, instructions, text_scale=guidance, steps=steps, **s)
+
+
+IMAGIC_SETTINGS = ("embedding_steps", "embedding_lr", "unet_steps", "unet_lr", "eta", "seed")
+
+
+def run_imagic(pipe, pictures: list, target_prompts: list[str], steps: int, guidance: float,
+               settings: dict | None = None) -> list[editing.Edited]:
+    """Imagic by :func:`editlab.imagic.fit` and :func:`editlab.imagic.generate`, one picture at a time (each fits
+    its own embedding and UNet). Settings: embedding_steps, embedding_lr, unet_steps, unet_lr (default: the
+    paper's, :data:`editlab.imagic.PAPER`), eta (0.7: the paper picks η in 0.6-0.8 per picture; a benchmark
+    needs one), seed."""
+    s = _settings("imagic", settings, IMAGIC_SETTINGS)
+    eta, seed = s.pop("eta", 0.7), s.pop("seed", 0)
+    optimisation = imagic.Settings(**{**asdict(imagic.PAPER), **s})
+    results = []
+    for picture, target in zip(pictures, target_prompts):
+        start = time.perf_counter()
+        fitted = imagic.fit(pipe, picture, target, optimisation, torch.Generator().manual_seed(seed))
+        edited = imagic.generate(pipe, fitted, [eta], torch.Generator().manual_seed(seed + 1), steps, guidance)
+        source = as_tensor(picture, picture_size(pipe)).float().cpu()
+        calls = optimisation.embedding_steps + optimisation.unet_steps + steps
+        results.append(editing.Edited(["(the picture itself)", target], torch.cat([source, edited.float().cpu()]), [],
+                                      time.perf_counter() - start, calls))
+    return results
+
+
+@dataclass(frozen=True)
+class Standalone:
+    """A method that edits the picture itself, without inversion."""
+
+    run: Callable[[Any, list, list[str], int, float, dict], list[editing.Edited]]
+    reads: str  # the benchmark entry's text it is given: "editing_prompt" or "editing_instruction"
+    settings: tuple[str, ...] = ()  # the settings it takes
+    own_model: bool = False  # True: it edits with its own model (InstructPix2Pix's), not the text-to-image one
+
+    def check(self, name: str, settings: dict) -> dict:
+        """``settings``, or ValueError naming the ones ``name`` does not take."""
+        return _settings(name, settings, self.settings)
+
+
+STANDALONE: dict[str, Standalone] = {
+    "sdedit": Standalone(run_sdedit, "editing_prompt", ("strength", "seed")),
+    "instruct-pix2pix": Standalone(run_instruct_pix2pix, "editing_instruction", ("image_scale", "seed"), own_model=True),
+    "imagic": Standalone(run_imagic, "editing_prompt", IMAGIC_SETTINGS),
+}
+# The InstructPix2Pix model that goes with a text-to-image model (any other: --instruct-model).
+INSTRUCT_MODELS = {"toy": "toy-instruct-pix2pix"}
+PAPER_INSTRUCT_MODEL = "timbrooks/instruct-pix2pix"
+
+
+def instruct_model_for(model: str) -> str:
+    """The InstructPix2Pix editor a benchmark run of ``model`` uses: ours for the toy, the paper's otherwise."""
+    return INSTRUCT_MODELS.get(str(model), PAPER_INSTRUCT_MODEL)
 
 
 def parse_method(name: str) -> tuple[str | None, str]:

@@ -44,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     ru = sub.add_parser("run", parents=[common], help="edit a benchmark with inversion+editor methods and score them (resumable)")
     ru.add_argument("--bench", required=True, help="folder holding mapping_file.json (ours or the real PIE-Bench)")
     ru.add_argument("--methods", required=True, type=lambda s: [m for m in s.split(",") if m.strip()],
-                    help="comma-separated <inversion>+<editor>, or a method without inversion (sdedit), "
-                         "e.g. ddim+p2p,direct+p2p,direct+masactrl,sdedit")
+                    help="comma-separated <inversion>+<editor>, or a method without inversion (sdedit, "
+                         "instruct-pix2pix), e.g. ddim+p2p,direct+p2p,direct+masactrl,sdedit,instruct-pix2pix")
     ru.add_argument("--out", required=True, help="results folder: pictures, times.jsonl, metrics.csv, summary.md")
     ru.add_argument("--types", type=_types, default=None, help="only these edit type ids, e.g. 1,6,9")
     ru.add_argument("--limit", type=int, default=None, help="at most this many edits per type")
     ru.add_argument("--model", default="toy", help='"toy" or a Stable Diffusion 1.x hub id or folder')
+    ru.add_argument("--instruct-model", default=None,
+                    help='the InstructPix2Pix model of "instruct-pix2pix" (default: "toy-instruct-pix2pix" for the toy, '
+                         '"timbrooks/instruct-pix2pix" for Stable Diffusion)')
     ru.add_argument("--device", default="cpu")
     ru.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the papers' 50)")
     ru.add_argument("--batch", type=int, default=8, help="pictures inverted together in one UNet batch (default 8)")
@@ -70,7 +73,7 @@ def _command(args) -> int:
 
         summary = run(args.bench, args.methods, args.out, args.types, args.limit, args.model, args.device,
                       args.steps, score=not args.edit_only, edit=not args.score_only, batch=args.batch,
-                      edit_batch=args.edit_batch, resize=args.resize)
+                      edit_batch=args.edit_batch, resize=args.resize, instruct_model=args.instruct_model)
         print(summary or f"edited into {args.out}; score with --score-only")
     elif args.command == "export":
         path = export(args.out, per_type=args.per_type, size=args.size, seed=args.seed,

@@ -39,9 +39,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import inversion, metrics
-from ..methods import EDITORS, STANDALONE, parse_method
+from ..methods import EDITORS, STANDALONE, instruct_model_for, parse_method
 from ..models import load_pipeline, paper_settings, picture_size, to_uint8, weights_digest
 from ..records import append_line, differences, read_record, write_atomically
+from ..toy.configs import TOY_METHOD_SETTINGS
 from .export import EDITS_FILE
 from .format import MAPPING_FILE
 from .load import BenchItem, load, resized
@@ -64,15 +65,29 @@ def _pivot_kind(inversion_name: str) -> str:
     return "ddim" if inversion_name == "direct" else inversion_name
 
 
-def inputs_digest(item: BenchItem) -> str:
+def inputs_digest(item: BenchItem, method: str = "") -> str:
     """SHA-256 of what an edit is made from: the source picture as the model sees it, both prompts, the
-    blended words and the mask. A re-exported or resized benchmark changes it; the same files do not."""
+    blended words and the mask, and the instruction for a method that reads it (InstructPix2Pix). A
+    re-exported or resized benchmark changes it; the same files do not."""
     h = hashlib.sha256()
     for array in (item.image, item.mask):
         h.update(f"{array.dtype}{array.shape};".encode())
         h.update(np.ascontiguousarray(array).tobytes())
-    h.update(json.dumps([item.original_prompt, item.editing_prompt, item.blended_words]).encode())
+    texts = [item.original_prompt, item.editing_prompt, item.blended_words]
+    if _reads_instruction(method):
+        texts.append(item.instruction)
+    h.update(json.dumps(texts).encode())
     return h.hexdigest()
+
+
+def _reads_instruction(method: str) -> bool:
+    standalone = STANDALONE.get(method.strip().lower()) if method else None
+    return standalone is not None and standalone.reads == "editing_instruction"
+
+
+def _text_for(method: str, item: BenchItem) -> str:
+    """The text of a benchmark entry that a method edits towards: the instruction or the edited caption."""
+    return item.instruction if _reads_instruction(method) else item.editing_prompt
 
 
 def _saved(out: Path, method: str, item: BenchItem) -> bool:
@@ -84,7 +99,7 @@ def stale_edits(items: list[BenchItem], method: str, out: Path, times: dict,
     """Ids of the saved pictures of ``method`` that were not made from the items' current inputs (or whose
     record says nothing about their inputs). ``digests``: the items' :func:`inputs_digest` by id, if known."""
     recorded = times.get(method, {})
-    digests = digests or {i.id: inputs_digest(i) for i in items}
+    digests = digests or {i.id: inputs_digest(i, method) for i in items}
     return [i.id for i in items if _saved(out, method, i)
             and recorded.get(i.id, {}).get("inputs_sha256") != digests[i.id]]
 
@@ -108,9 +123,14 @@ def read_run_record(out: Path) -> dict | None:
                                              f"recompute the run, or choose another --out")
 
 
+# Recorded by the first run that uses them (an InstructPix2Pix model, a method's settings) and compared from then on.
+_RECORDED_WHEN_USED = ("instruct_weights_sha256", "settings:")
+
+
 def check_record(out: Path, made_by: dict, identity: dict) -> None:
     """ValueError if the run recorded in ``out`` was made with other weights or settings than ``identity``."""
-    differ = differences(made_by, identity, _NOT_COMPARED)
+    skip = _NOT_COMPARED + tuple(k for k in identity if k.startswith(_RECORDED_WHEN_USED) and k not in made_by)
+    differ = differences(made_by, identity, skip)
     if differ:
         raise ValueError(f"{out} holds a run made with other weights or settings ({differ}); run it with the same "
                          f"ones, delete the folder to recompute it, or choose another --out")
@@ -149,16 +169,22 @@ def check_sizes(items: list[BenchItem], size: int | None) -> None:
 
 def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps: int, guidance: float,
              progress: bool = True, batch: int = 8, edit_batch: int = 4, bench: Path | None = None,
-             was_resized: bool = False) -> None:
+             was_resized: bool = False, instruct_pipe=None, method_settings: dict[str, dict] | None = None) -> None:
     """Phase 1: every method on every item, skipping the pictures already saved in ``out`` from the same inputs.
 
     The items go in groups of ``batch``: each group's pictures are inverted together, in one UNet batch
     (:func:`editlab.inversion.invert_many`; on a CPU this is what makes Null-text inversion affordable),
     then each method edits the group's pictures ``edit_batch`` at a time, also in one UNet batch
-    (:func:`editlab.methods.edit_many_with`)."""
+    (:func:`editlab.methods.edit_many_with`). ``instruct_pipe``: the InstructPix2Pix pipeline of the methods
+    that edit with a model of their own ("instruct-pix2pix"). ``method_settings``: settings of the methods without
+    inversion by name (e.g. Imagic's optimisation steps), recorded in ``run.json``."""
     if batch < 1 or edit_batch < 1:
         raise ValueError(f"batch and edit_batch are numbers of pictures, at least 1; got {batch} and {edit_batch}")
     plan = check_methods(methods)
+    own = [n for n, inv, ed in plan if inv is None and STANDALONE[ed].own_model]
+    if own and instruct_pipe is None:
+        raise ValueError(f"{', '.join(own)} edits with an InstructPix2Pix model: pass instruct_pipe "
+                         "(python -m editlab.bench run loads it: --instruct-model)")
     size = picture_size(pipe)
     check_sizes(items, size)
     out = Path(out)
@@ -166,14 +192,23 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
     if bench is not None:
         identity["bench"] = bench_identity(bench)
     identity["resized"] = was_resized  # were the benchmark's pictures centre-cropped and resized to ``size``
+    unknown = sorted(set(method_settings or {}) - set(STANDALONE))
+    if unknown:
+        raise ValueError(f"method_settings are for the methods without inversion ({', '.join(STANDALONE)}); "
+                         f"got {', '.join(unknown)}")
+    method_settings = {n: STANDALONE[n].check(n, v) for n, v in (method_settings or {}).items()
+                       if n in {p[0] for p in plan}}
+    identity.update({f"settings:{n}": v for n, v in sorted(method_settings.items())})
+    if own:
+        identity["instruct_weights_sha256"] = weights_digest(instruct_pipe.unet, instruct_pipe.vae,
+                                                             instruct_pipe.text_encoder)
     claim_folder(out, identity)
     for name, _, _ in plan:
         (out / name).mkdir(exist_ok=True)
     times = read_times(out)
-    digests = {i.id: inputs_digest(i) for i in items}
     done = set()
     for name, _, _ in plan:
-        stale = stale_edits(items, name, out, times, digests)
+        stale = stale_edits(items, name, out, times, {i.id: inputs_digest(i, name) for i in items})
         done |= {(name, i.id) for i in items if _saved(out, name, i) and i.id not in stale}
         unrecorded = [k for k in stale if "inputs_sha256" not in times.get(name, {}).get(k, {})]
         changed = [k for k in stale if k not in unrecorded]
@@ -199,9 +234,11 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
             waiting = [item for item in group if (name, inv, editor) in todo[item.id]]
             for first in range(0, len(waiting), edit_batch):
                 chunk = waiting[first:first + edit_batch]
-                if inv is None:  # a method that edits the picture itself (SDEdit)
-                    edits = STANDALONE[editor](pipe, [item.image for item in chunk],
-                                               [item.editing_prompt for item in chunk], steps, guidance, {})
+                if inv is None:  # a method that edits the picture itself (SDEdit, InstructPix2Pix)
+                    method = STANDALONE[editor]
+                    edits = method.run(instruct_pipe if method.own_model else pipe, [item.image for item in chunk],
+                                       [_text_for(editor, item) for item in chunk], steps, guidance,
+                                       method_settings.get(name, {}))
                     for item, edited in zip(chunk, edits):
                         _save(out, name, item, None, edited, len(chunk))
                         bar.update(1)
@@ -227,7 +264,7 @@ def _save(out: Path, method: str, item: BenchItem, base: inversion.Inverted | No
         "method": method, "file_id": item.id, "inversion_seconds": round(base.seconds, 3) if base else 0.0,
         "inversion_batch": base.extra.get("batch", 1) if base else 0, "edit_seconds": round(edited.seconds, 3),
         "edit_batch": edit_batch, "unet_calls": (base.unet_calls if base else 0) + edited.unet_calls,
-        "inputs_sha256": inputs_digest(item)}))
+        "inputs_sha256": inputs_digest(item, method)}))
     tmp.replace(out / method / f"{item.id}.png")
 
 
@@ -392,12 +429,14 @@ def _fmt(x: float) -> str:
 
 def run(bench, methods: list[str], out, types=None, limit: int | None = None, model: str = "toy", device: str = "cpu",
         steps: int | None = None, guidance: float | None = None, score: bool = True, edit: bool = True,
-        progress: bool = True, batch: int = 8, edit_batch: int = 4, resize: bool = False) -> str | None:
+        progress: bool = True, batch: int = 8, edit_batch: int = 4, resize: bool = False,
+        instruct_model: str | None = None) -> str | None:
     """Both phases; returns the summary's Markdown (None with ``score=False``). ``batch``: pictures
     inverted together in one UNet batch; ``edit_batch``: edits run together in one UNet batch (lower
     them on a GPU short of memory). ``resize``: centre-crop and resize pictures, masks and ground truths
     that are not the model's size (the real PIE-Bench's 512 px for the tiny model); the run is then made
-    and scored at the model's size, and ``run.json`` records it."""
+    and scored at the model's size, and ``run.json`` records it. ``instruct_model``: the InstructPix2Pix model of
+    the "instruct-pix2pix" method (default: :func:`editlab.methods.instruct_model_for` ``model``)."""
     bench, out = Path(bench), Path(out)
     check_methods(methods)
     items = load(bench, types, limit)
@@ -410,8 +449,13 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
         resized_any = resize and any(i.image.shape[:2] != (picture_size(pipe),) * 2 for i in items)
         if resize:
             items = [resized(i, picture_size(pipe)) for i in items]
+        plan = check_methods(methods)
+        instruct_pipe = None
+        if any(inv is None and STANDALONE[ed].own_model for _, inv, ed in plan):
+            instruct_pipe = load_pipeline(instruct_model or instruct_model_for(model), device=device, instruct=True)
         edit_all(pipe, items, methods, out, steps, guidance, progress, batch, edit_batch, bench=bench,
-                 was_resized=resized_any)
+                 was_resized=resized_any, instruct_pipe=instruct_pipe,
+                 method_settings=TOY_METHOD_SETTINGS if model == "toy" else None)
     else:
         made_by = read_run_record(out)
         if made_by is None:
