@@ -427,16 +427,24 @@ def _fmt(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.6g}"
 
 
+def _method_settings(model: str, given: dict[str, dict] | None) -> dict[str, dict]:
+    defaults = TOY_METHOD_SETTINGS if model == "toy" else {}
+    given = given or {}
+    return {m: {**defaults.get(m, {}), **given.get(m, {})} for m in {*defaults, *given}}
+
+
 def run(bench, methods: list[str], out, types=None, limit: int | None = None, model: str = "toy", device: str = "cpu",
         steps: int | None = None, guidance: float | None = None, score: bool = True, edit: bool = True,
         progress: bool = True, batch: int = 8, edit_batch: int = 4, resize: bool = False,
-        instruct_model: str | None = None) -> str | None:
+        instruct_model: str | None = None, method_settings: dict[str, dict] | None = None) -> str | None:
     """Both phases; returns the summary's Markdown (None with ``score=False``). ``batch``: pictures
     inverted together in one UNet batch; ``edit_batch``: edits run together in one UNet batch (lower
     them on a GPU short of memory). ``resize``: centre-crop and resize pictures, masks and ground truths
     that are not the model's size (the real PIE-Bench's 512 px for the tiny model); the run is then made
     and scored at the model's size, and ``run.json`` records it. ``instruct_model``: the InstructPix2Pix model of
-    the "instruct-pix2pix" method (default: :func:`editlab.methods.instruct_model_for` ``model``)."""
+    the "instruct-pix2pix" method (default: :func:`editlab.methods.instruct_model_for` ``model``).
+    ``method_settings``: settings of the methods without inversion, by name, over the model's defaults (the toy's:
+    :data:`editlab.toy.configs.TOY_METHOD_SETTINGS`; otherwise the papers')."""
     bench, out = Path(bench), Path(out)
     check_methods(methods)
     items = load(bench, types, limit)
@@ -455,7 +463,7 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
             instruct_pipe = load_pipeline(instruct_model or instruct_model_for(model), device=device, instruct=True)
         edit_all(pipe, items, methods, out, steps, guidance, progress, batch, edit_batch, bench=bench,
                  was_resized=resized_any, instruct_pipe=instruct_pipe,
-                 method_settings=TOY_METHOD_SETTINGS if model == "toy" else None)
+                 method_settings=_method_settings(model, method_settings))
     else:
         made_by = read_run_record(out)
         if made_by is None:
