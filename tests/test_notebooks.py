@@ -61,6 +61,19 @@ QUICK = {
          "DATA": "{tmp}/data"},
         {"09_with_and_without_p2p", "09_filter_scores", "09_kept_and_dropped"},
         ["make_data agrees with section 3 on caption pairs 0-1"]),
+    "10_instructpix2pix.ipynb": (
+        {"STEPS": 10, "EDITS": 7, "TRAIN_PAIRS": 8, "TRAIN_STEPS": 5, "TRAIN_BATCH": 2, "IMAGE_SCALES": [1.0, 1.5],
+         "STRENGTHS": [0.5], "GRID_TEXT_SCALES": [3.0, 7.5], "GRID_IMAGE_SCALES": [1.0, 1.5], "GRID_EDIT": 3,
+         "WORK": "{tmp}/work"},
+        # Fig. 10 is drawn from the committed records of tools/ip2p_experiments.sh
+        {"10_training_loss", "10_edits", "10_scales_grid", "10_fig8_curve", "10_fig10_ablations"},
+        ["7 held-out edits"]),
+    "11_four_papers_one_benchmark.ipynb": (
+        {"PER_TYPE": 1, "TYPES": [6], "STEPS": 10, "ROWS": ["ddim+p2p", "direct+p2p"],
+         "IMAGIC": {"embedding_steps": 20, "unet_steps": 10},
+         "DATA": "{tmp}/data"},
+        {"11_asked_and_kept", "11_edits"},
+        ["1 edits x 5 methods scored"]),
 }
 
 

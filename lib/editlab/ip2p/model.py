@@ -72,10 +72,13 @@ def save_pipeline(base, unet, out: str | Path, dtype: torch.dtype = torch.float3
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)  # our own leftover from an interrupted save
-    instruct_pipeline(base, unet).save_pretrained(tmp)
-    if dtype != torch.float32:  # smaller files: every weight saved again in ``dtype``
-        from diffusers import StableDiffusionInstructPix2PixPipeline
+    from ..models import _quiet_loading
 
-        StableDiffusionInstructPix2PixPipeline.from_pretrained(tmp, torch_dtype=dtype).save_pretrained(tmp)
+    with _quiet_loading():  # no "Writing model shards" progress bars
+        instruct_pipeline(base, unet).save_pretrained(tmp)
+        if dtype != torch.float32:  # smaller files: every weight saved again in ``dtype``
+            from diffusers import StableDiffusionInstructPix2PixPipeline
+
+            StableDiffusionInstructPix2PixPipeline.from_pretrained(tmp, torch_dtype=dtype).save_pretrained(tmp)
     tmp.rename(out)
     return out
