@@ -3,6 +3,11 @@
 import csv
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +16,7 @@ from editlab import metrics
 from editlab.bench import export, load
 from editlab.bench.run import (
     RUN_FILE,
+    Shard,
     check_methods,
     claim_folder,
     edit_all,
@@ -193,3 +199,53 @@ def test_imagic_fits_each_picture_and_records_its_settings(random_pipe, bench, t
         edit_all(random_pipe, items, ["imagic"], tmp_path / "other", steps=2, guidance=7.5, progress=False,
                  method_settings={"imagic": {"lr": 1.0}})
     assert not (tmp_path / "other").exists()  # refused before anything is written
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_under_accelerate_make_the_run_one_process_makes(random_pipe, tmp_path):
+    model = tmp_path / "model"
+    random_pipe.save_pretrained(model)
+    bench = export(tmp_path / "bench", per_type=1, types=[1, 6, 9], progress=False)
+    run = ["-m", "editlab.bench", "run", "--bench", str(bench), "--methods", "ddim+p2p,sdedit", "--model", str(model),
+           "--steps", "3", "--batch", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, *run, "--out", str(tmp_path / "one")], check=True, env=env, capture_output=True)
+    accelerate = Path(sys.executable).with_name("accelerate")
+    subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                    "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+                    *run, "--out", str(tmp_path / "two")], check=True, env=env, capture_output=True)
+    one, two = tmp_path / "one", tmp_path / "two"
+    by_process = [read_times_file(two / name) for name in ("times.jsonl", "times-1.jsonl")]
+    assert all(by_process) and not set(by_process[0]) & set(by_process[1])  # each process made its own share
+    assert set(by_process[0]) | set(by_process[1]) == {(m, i.id) for m in ("ddim+p2p", "sdedit") for i in load(bench)}
+    for method in ("ddim+p2p", "sdedit"):
+        for picture in (one / method).glob("*.png"):
+            a, b = (np.asarray(Image.open(run / method / picture.name), dtype=int) for run in (one, two))
+            assert np.abs(a - b).max() <= 1
+    assert (one / "metrics.csv").read_text() == (two / "metrics.csv").read_text()
+    summaries = [[row for row in csv.reader((run / "summary.csv").open())] for run in (one, two)]
+    kept = [k for k, head in enumerate(summaries[0][0]) if not head.startswith("seconds per edit")]
+    assert [[r[k] for k in kept] for r in summaries[0]] == [[r[k] for k in kept] for r in summaries[1]]
+
+
+def read_times_file(path) -> set[tuple[str, str]]:
+    return {(json.loads(line)["method"], json.loads(line)["file_id"]) for line in path.read_text().splitlines()}
+
+
+def test_times_of_several_processes_merge_and_the_newest_record_wins(tmp_path):
+    def line(method, file_id, seconds, written=None):
+        row = {"method": method, "file_id": file_id, "edit_seconds": seconds}
+        return json.dumps(row if written is None else {**row, "written": written}) + "\n"
+
+    (tmp_path / "times.jsonl").write_text(line("sdedit", "a", 1.0) + line("sdedit", "b", 2.0, 10.0))
+    (tmp_path / "times-1.jsonl").write_text(line("sdedit", "a", 3.0, 5.0) + line("sdedit", "b", 4.0, 9.0))
+    times = read_times(tmp_path)
+    assert times["sdedit"]["a"]["edit_seconds"] == 3.0  # a record with a time beats one without
+    assert times["sdedit"]["b"]["edit_seconds"] == 2.0  # the newer of two records, whichever file holds it
+    with pytest.raises(ValueError, match="index"):
+        Shard(2, 2)

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ru.add_argument("--instruct-model", default=None,
                     help='the InstructPix2Pix model of "instruct-pix2pix" (default: "toy-instruct-pix2pix" for the toy, '
                          '"timbrooks/instruct-pix2pix" for Stable Diffusion)')
-    ru.add_argument("--device", default="cpu")
+    ru.add_argument("--device", default="cpu", help='"cpu", "cuda", or "auto": under accelerate launch, each '
+                    "process's own GPU (the CPU when there is none)")
     ru.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the papers' 50)")
     ru.add_argument("--batch", type=int, default=8, help="pictures inverted together in one UNet batch (default 8)")
     ru.add_argument("--edit-batch", type=int, default=4, help="edits run together in one UNet batch (default 4)")
@@ -74,7 +75,10 @@ def _command(args) -> int:
         summary = run(args.bench, args.methods, args.out, args.types, args.limit, args.model, args.device,
                       args.steps, score=not args.edit_only, edit=not args.score_only, batch=args.batch,
                       edit_batch=args.edit_batch, resize=args.resize, instruct_model=args.instruct_model)
-        print(summary or f"edited into {args.out}; score with --score-only")
+        if summary:
+            print(summary)
+        elif args.edit_only:
+            print(f"edited into {args.out}; score with --score-only")
     elif args.command == "export":
         path = export(args.out, per_type=args.per_type, size=args.size, seed=args.seed,
                       types=args.types, overwrite=args.overwrite)

@@ -20,6 +20,12 @@ Two phases, both resumable:
    count) to ``<out>/summary.csv`` and ``<out>/summary.md``, whose header names the backbone of each
    learned metric. Scoring some of the methods again merges them into these tables; scoring another set
    of edits (``--types``, ``--limit``) writes tables of its own beside them.
+
+Several processes share one run when it is launched with Hugging Face Accelerate (``accelerate launch
+--multi_gpu --num_processes N -m editlab.bench run ... --device auto``; on a CPU, ``--device cpu``): each
+process takes every N-th group of ``batch`` items (the groups a one-process run makes, so the pictures are the
+same), saves its pictures into the shared folder and its times into a file of its own (``times.jsonl`` for the
+main process, ``times-<k>.jsonl`` for process k), and the main process scores once all have finished.
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ import hashlib
 import io
 import json
 import math
+import os
+import time
 import warnings
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +58,38 @@ from .load import BenchItem, load, resized
 
 TIMES = "times.jsonl"
 RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of a run made by ``count`` processes: the groups of items ``index``, ``index +
+    count``, ... ``wait`` returns when every process has reached it. The default, one process, is a whole run."""
+    index: int = 0
+    count: int = 1
+    wait: Callable[[], None] = lambda: None
+
+    def __post_init__(self):
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"process {self.index} of {self.count}: the index must be at least 0 and below the count")
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    @property
+    def times_file(self) -> str:
+        return TIMES if self.is_main else f"times-{self.index}.jsonl"
+
+
+def launched_shard(device: str) -> Shard:
+    """The :class:`Shard` of this process when several were started by ``accelerate launch`` (or ``torchrun``),
+    read from Accelerate's state (on ``device`` "cpu", processes talk through gloo); a plain run is one process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Shard()
+    from accelerate import PartialState
+
+    state = PartialState(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
+    return Shard(state.process_index, state.num_processes, state.wait_for_everyone)
 
 
 def check_methods(names: list[str]) -> list[tuple[str, str | None, str]]:
@@ -169,7 +210,8 @@ def check_sizes(items: list[BenchItem], size: int | None) -> None:
 
 def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps: int, guidance: float,
              progress: bool = True, batch: int = 8, edit_batch: int = 4, bench: Path | None = None,
-             was_resized: bool = False, instruct_pipe=None, method_settings: dict[str, dict] | None = None) -> None:
+             was_resized: bool = False, instruct_pipe=None, method_settings: dict[str, dict] | None = None,
+             shard: Shard = Shard()) -> None:
     """Phase 1: every method on every item, skipping the pictures already saved in ``out`` from the same inputs.
 
     The items go in groups of ``batch``: each group's pictures are inverted together, in one UNet batch
@@ -177,7 +219,8 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
     then each method edits the group's pictures ``edit_batch`` at a time, also in one UNet batch
     (:func:`editlab.methods.edit_many_with`). ``instruct_pipe``: the InstructPix2Pix pipeline of the methods
     that edit with a model of their own ("instruct-pix2pix"). ``method_settings``: settings of the methods without
-    inversion by name (e.g. Imagic's optimisation steps), recorded in ``run.json``."""
+    inversion by name (e.g. Imagic's optimisation steps), recorded in ``run.json``. ``shard``: this process's
+    share when several share the run (the main process claims the folder; all return together)."""
     if batch < 1 or edit_batch < 1:
         raise ValueError(f"batch and edit_batch are numbers of pictures, at least 1; got {batch} and {edit_batch}")
     plan = check_methods(methods)
@@ -202,9 +245,13 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
     if own:
         identity["instruct_weights_sha256"] = weights_digest(instruct_pipe.unet, instruct_pipe.vae,
                                                              instruct_pipe.text_encoder)
-    claim_folder(out, identity)
-    for name, _, _ in plan:
-        (out / name).mkdir(exist_ok=True)
+    if shard.is_main:
+        claim_folder(out, identity)
+        for name, _, _ in plan:
+            (out / name).mkdir(exist_ok=True)
+    shard.wait()
+    if not shard.is_main:  # the main process has claimed the folder: check that it made the same identity
+        check_record(out, read_run_record(out), identity)
     times = read_times(out)
     done = set()
     for name, _, _ in plan:
@@ -212,14 +259,17 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
         done |= {(name, i.id) for i in items if _saved(out, name, i) and i.id not in stale}
         unrecorded = [k for k in stale if "inputs_sha256" not in times.get(name, {}).get(k, {})]
         changed = [k for k in stale if k not in unrecorded]
-        if changed:
+        if changed and shard.is_main:
             warnings.warn(f"{len(changed)} saved edits of {name} in {out} were made from other inputs than the "
                           f"benchmark now holds (e.g. {changed[0]}): redoing them", stacklevel=2)
-        if unrecorded:
+        if unrecorded and shard.is_main:
             warnings.warn(f"{len(unrecorded)} saved edits of {name} in {out} have no record of their inputs in "
                           f"{TIMES} (e.g. {unrecorded[0]}), so nothing says what they were made from: redoing them", stacklevel=2)
-    bar = tqdm(total=len(items) * len(plan), desc="edit", unit="edit", disable=not progress, mininterval=5)
-    for start in range(0, len(items), batch):
+    starts = list(range(0, len(items), batch))[shard.index::shard.count]
+    mine = sum(len(items[start:start + batch]) for start in starts)
+    bar = tqdm(total=mine * len(plan), desc="edit" if shard.count == 1 else f"edit (process {shard.index})",
+               unit="edit", disable=not progress, mininterval=5, position=shard.index)
+    for start in starts:
         group = items[start:start + batch]
         todo = {item.id: [(n, inv, ed) for n, inv, ed in plan if (n, item.id) not in done] for item in group}
         bar.update(sum(len(plan) - len(t) for t in todo.values()))
@@ -240,7 +290,7 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
                                        [_text_for(editor, item) for item in chunk], steps, guidance,
                                        method_settings.get(name, {}))
                     for item, edited in zip(chunk, edits):
-                        _save(out, name, item, None, edited, len(chunk))
+                        _save(out, name, item, None, edited, len(chunk), shard.times_file)
                         bar.update(1)
                     continue
                 bases = [inverted[_pivot_kind(inv), item.id] for item in chunk]
@@ -248,42 +298,49 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
                 blended = [" ".join(item.blended_words) if item.blended_words else "" for item in chunk]
                 edits = EDITORS[editor](pipe, used, [item.editing_prompt for item in chunk], blended, None)
                 for item, base, edited in zip(chunk, bases, edits):
-                    _save(out, name, item, base, edited, len(chunk))
+                    _save(out, name, item, base, edited, len(chunk), shard.times_file)
                     bar.update(1)
     bar.close()
+    shard.wait()
 
 
-def _save(out: Path, method: str, item: BenchItem, base: inversion.Inverted | None, edited, edit_batch: int) -> None:
-    """The edited picture as ``<out>/<method>/<file_id>.png`` and its time as a line of ``times.jsonl``
+def _save(out: Path, method: str, item: BenchItem, base: inversion.Inverted | None, edited, edit_batch: int,
+          times_file: str = TIMES) -> None:
+    """The edited picture as ``<out>/<method>/<file_id>.png`` and its time as a line of ``times_file``
     (``base`` None: a method without inversion). The time is written first and the picture moved in place
-    last, so a picture on disk always has its time."""
+    last, so a picture on disk always has its time; ``written`` (seconds since the epoch) orders the records of
+    one edit made by different runs."""
     picture = to_uint8(edited.targets)[0]
     tmp = out / method / f".{item.id}.png"
     Image.fromarray(picture).save(tmp, format="PNG")
-    append_line(out / TIMES, json.dumps({
+    append_line(out / times_file, json.dumps({
         "method": method, "file_id": item.id, "inversion_seconds": round(base.seconds, 3) if base else 0.0,
         "inversion_batch": base.extra.get("batch", 1) if base else 0, "edit_seconds": round(edited.seconds, 3),
         "edit_batch": edit_batch, "unet_calls": (base.unet_calls if base else 0) + edited.unet_calls,
-        "inputs_sha256": inputs_digest(item, method)}))
+        "inputs_sha256": inputs_digest(item, method), "written": round(time.time(), 3)}))
     tmp.replace(out / method / f"{item.id}.png")
 
 
 def read_times(out: Path) -> dict[str, dict[str, dict]]:
-    """``times[method][file_id]``: the last recorded time of each edit."""
+    """``times[method][file_id]``: the last recorded time of each edit, from ``times.jsonl`` and the files of the
+    other processes of runs made by several (``times-<k>.jsonl``): the newest record (``written``) wins, and in
+    one file the last line."""
     times: dict[str, dict[str, dict]] = {}
-    path = Path(out) / TIMES
-    if not path.exists():
-        return times
-    damaged = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        try:
-            row = json.loads(line)
-            times.setdefault(row["method"], {})[row["file_id"]] = row
-        except (ValueError, KeyError, TypeError):
-            damaged.append(number)
-    if damaged:
-        warnings.warn(f"{path}: {len(damaged)} damaged lines (e.g. line {damaged[0]}, cut short by an interrupted "
-                      f"run?) were ignored; the edits they recorded count as not done", stacklevel=2)
+    for path in [Path(out) / TIMES, *sorted(Path(out).glob("times-*.jsonl"))]:
+        if not path.exists():
+            continue
+        damaged = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            try:
+                row = json.loads(line)
+                known = times.setdefault(row["method"], {}).get(row["file_id"])
+                if known is None or row.get("written", 0.0) >= known.get("written", 0.0):
+                    times[row["method"]][row["file_id"]] = row
+            except (ValueError, KeyError, TypeError, AttributeError):
+                damaged.append(number)
+        if damaged:
+            warnings.warn(f"{path}: {len(damaged)} damaged lines (e.g. line {damaged[0]}, cut short by an interrupted "
+                          f"run?) were ignored; the edits they recorded count as not done", stacklevel=2)
     return times
 
 
@@ -447,6 +504,11 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
     :data:`editlab.toy.configs.TOY_METHOD_SETTINGS`; otherwise the papers')."""
     bench, out = Path(bench), Path(out)
     check_methods(methods)
+    shard = launched_shard(device)
+    if device == "auto":  # under accelerate launch, each process's own GPU (or the CPU)
+        from accelerate import PartialState
+
+        device = str(PartialState().device)
     items = load(bench, types, limit)
     if not items:
         raise ValueError(f"no edits of types {types} in {bench}")
@@ -463,7 +525,7 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
             instruct_pipe = load_pipeline(instruct_model or instruct_model_for(model), device=device, instruct=True)
         edit_all(pipe, items, methods, out, steps, guidance, progress, batch, edit_batch, bench=bench,
                  was_resized=resized_any, instruct_pipe=instruct_pipe,
-                 method_settings=_method_settings(model, method_settings))
+                 method_settings=_method_settings(model, method_settings), shard=shard)
     else:
         made_by = read_run_record(out)
         if made_by is None:
@@ -473,7 +535,7 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
         if resize and made_by.get("size"):
             items = [resized(i, made_by["size"]) for i in items]
         check_sizes(items, made_by.get("size"))
-    if not score:
+    if not score or not shard.is_main:  # the main process scores, once every process has saved its pictures
         return None
     backbones = metrics.available_backbones()
     oracle = None
