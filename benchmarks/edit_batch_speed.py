@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 
 import torch
 from editlab import inversion, methods
@@ -39,8 +38,7 @@ def main() -> None:
     sources = [strip_brackets(e.original_prompt) for e in edits]
     targets = [strip_brackets(e.editing_prompt) for e in edits]
     blended = [e.blended_word for e in edits]
-    inverted = inversion.invert_many(pipe, [r.source for r in renders], sources, "ddim", args.steps, settings.guidance)
-    inverted = [replace(inv, method="direct") for inv in inverted]
+    inverted = inversion.invert_many(pipe, [r.source for r in renders], sources, "direct", args.steps, settings.guidance)
     print(f"{args.model}, {args.steps} steps, {args.edits} edits, Direct Inversion, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print(f"{'editor':<14}" + "".join(f"{f'batch {b} s/edit':>17}" for b in batches) + "   max |batched - single|")

@@ -156,3 +156,15 @@ def test_inverting_several_pictures_at_once_gives_each_its_own_inversion(pipe, p
 def test_inverting_several_pictures_needs_one_prompt_each(pipe, picture):
     with pytest.raises(ValueError, match="one source prompt per picture"):
         inversion.invert_many(pipe, [picture, picture], [PROMPT], "ddim", steps=STEPS)
+
+
+def test_one_ddim_inversion_serves_direct_inversion_and_nothing_else(inverted):
+    assert inversion.pivot_method("direct") == "ddim" and inversion.pivot_method("null-text") == "null-text"
+    direct = inversion.reuse(inverted["ddim"], "direct")
+    assert direct.direct and not inverted["ddim"].direct  # a new record; the DDIM one is left as it was
+    assert all(torch.equal(a, b) for a, b in zip(direct.latents, inverted["direct"].latents))
+    assert inversion.reuse(inverted["ddim"], "ddim") is inverted["ddim"]
+    with pytest.raises(ValueError, match="invert with 'null-text'"):
+        inversion.reuse(inverted["ddim"], "null-text")
+    with pytest.raises(ValueError, match="unknown inversion method"):
+        inversion.pivot_method("directinversion")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -82,6 +82,23 @@ class Inverted:
     def pivot(self, i: int) -> torch.Tensor:
         """z*_{t-1} for sampling step ``i``: where the source branch should land after that step."""
         return self.latents[self.steps - i - 1]
+
+
+def pivot_method(method: str) -> str:
+    """The inversion whose pivot path ``method`` walks: DDIM's for Direct Inversion, which is a policy for the
+    source branch (put back on the path after every step), not an inversion of its own; its own for the others."""
+    if method not in METHODS:
+        raise ValueError(f"unknown inversion method {method!r}; choose one of {', '.join(METHODS)}")
+    return "ddim" if method == "direct" else method
+
+
+def reuse(inverted: Inverted, method: str) -> Inverted:
+    """``inverted`` as ``method`` uses it: one DDIM inversion serves both DDIM and Direct Inversion (the same
+    path; only the edit's source branch differs), so a benchmark inverts each picture once for the two."""
+    if pivot_method(method) != pivot_method(inverted.method):
+        raise ValueError(f"a {inverted.method} inversion does not serve {method}: invert with "
+                         f"{pivot_method(method)!r} instead")
+    return inverted if inverted.method == method else replace(inverted, method=method)
 
 
 def invert(pipe, picture, prompt: str, method: str = "direct", steps: int = 50, guidance: float = 7.5,

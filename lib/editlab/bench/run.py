@@ -39,7 +39,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -98,12 +98,6 @@ def check_methods(names: list[str]) -> list[tuple[str, str | None, str]]:
     if not names:
         raise ValueError("give at least one method, e.g. --methods ddim+p2p,direct+p2p")
     return [(name, *parse_method(name)) for name in names]
-
-
-def _pivot_kind(inversion_name: str) -> str:
-    """The inversion whose path a method starts from: Direct Inversion reuses DDIM's pivot path (it is a
-    policy for the source branch, not another inversion), the others their own."""
-    return "ddim" if inversion_name == "direct" else inversion_name
 
 
 def inputs_digest(item: BenchItem, method: str = "") -> str:
@@ -273,10 +267,10 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
         group = items[start:start + batch]
         todo = {item.id: [(n, inv, ed) for n, inv, ed in plan if (n, item.id) not in done] for item in group}
         bar.update(sum(len(plan) - len(t) for t in todo.values()))
-        pivot_kinds = {_pivot_kind(inv) for t in todo.values() for _, inv, _ in t if inv is not None}
+        pivot_kinds = {inversion.pivot_method(inv) for t in todo.values() for _, inv, _ in t if inv is not None}
         inverted: dict[tuple[str, str], inversion.Inverted] = {}
         for kind in sorted(pivot_kinds):
-            needed = [i for i in group if any(inv is not None and _pivot_kind(inv) == kind for _, inv, _ in todo[i.id])]
+            needed = [i for i in group if any(inv is not None and inversion.pivot_method(inv) == kind for _, inv, _ in todo[i.id])]
             results = inversion.invert_many(pipe, [i.image for i in needed], [i.original_prompt for i in needed],
                                             kind, steps, guidance)
             inverted.update({(kind, i.id): r for i, r in zip(needed, results)})
@@ -293,8 +287,8 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
                         _save(out, name, item, None, edited, len(chunk), shard.times_file)
                         bar.update(1)
                     continue
-                bases = [inverted[_pivot_kind(inv), item.id] for item in chunk]
-                used = [replace(base, method="direct") if inv == "direct" else base for base in bases]
+                bases = [inverted[inversion.pivot_method(inv), item.id] for item in chunk]
+                used = [inversion.reuse(base, inv) for base in bases]
                 blended = [" ".join(item.blended_words) if item.blended_words else "" for item in chunk]
                 edits = EDITORS[editor](pipe, used, [item.editing_prompt for item in chunk], blended, None)
                 for item, base, edited in zip(chunk, bases, edits):
