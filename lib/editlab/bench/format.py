@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..world.vocab import CATEGORIES, EDIT_TYPES
+from ..pie_bench import CATEGORIES, EDIT_TYPES
 
 PIE_BENCH_COUNTS: dict[int, int] = {0: 140, 1: 80, 2: 80, 3: 80, 4: 40, 5: 40, 6: 40, 7: 40, 8: 80, 9: 80}
 MAPPING_FILE = "mapping_file.json"

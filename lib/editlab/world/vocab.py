@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# PIE-Bench's four scene categories, in its folder order (1_animal, 2_human, 3_indoor, 4_outdoor).
-CATEGORIES = ("animal", "human", "indoor", "outdoor")
+# PIE-Bench's four scene categories, in its folder order (1_animal, 2_human, 3_indoor, 4_outdoor), and its edit
+# types by id (its folders are named "<id>_<name>_<count>"): the world is built to PIE-Bench's structure.
+from ..pie_bench import CATEGORIES, EDIT_TYPES  # noqa: F401  (re-exported: the world's edits read them here)
 
 # Named colours (sRGB, 0-255). Chosen far apart so that an 8x-downsampling autoencoder and a
 # small classifier can tell them apart in every style.
@@ -24,13 +25,6 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "brown": (139, 90, 50),
     "white": (240, 240, 235),
     "black": (45, 45, 50),
-}
-
-# PIE-Bench's edit types, by id (its folders are named "<id>_<name>_<count>").
-EDIT_TYPES: dict[int, str] = {
-    0: "random", 1: "change_object", 2: "add_object", 3: "delete_object", 4: "change_attribute_content",
-    5: "change_attribute_pose", 6: "change_attribute_color", 7: "change_attribute_material",
-    8: "change_background", 9: "change_style",
 }
 
 MATERIALS = ("plain", "striped", "spotted", "wooden", "metal")
