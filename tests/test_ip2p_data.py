@@ -32,7 +32,7 @@ SOURCE, TARGET = "a photo of a red cat sitting on the grass", "a photo of a blue
 
 @pytest.fixture(scope="module")
 def toy_clip():
-    from editlab.toy.ship import load_clip
+    from editlab.toy.clip import load_clip
     from transformers import CLIPTokenizer
 
     return ClipSimilarity(load_clip(TOY_WEIGHTS), CLIPTokenizer.from_pretrained(TOY_WEIGHTS / "tokenizer"), name="toy CLIP")

@@ -6,8 +6,9 @@ import pytest
 import torch
 from editlab.models import load_pipeline
 from editlab.toy.__main__ import main, train_stage
+from editlab.toy.clip import load_clip
 from editlab.toy.configs import COMPACT_VISION_CONFIG, UnetRecipe
-from editlab.toy.ship import assemble, load_clip, write_card
+from editlab.toy.ship import assemble, write_card
 
 TINY = {
     "vae": ["pictures=16", "steps=3", "batch=2", "crop=32", "full_size_steps=1", "full_size_batch=1", "warmup=1"],

@@ -156,8 +156,8 @@ def toy_backbones(weights=None) -> Backbones:
     from transformers import CLIPTokenizer
 
     from .models import TOY_WEIGHTS
+    from .toy.clip import load_clip
     from .toy.oracle import Oracle
-    from .toy.ship import load_clip
 
     weights = TOY_WEIGHTS if weights is None else weights
     oracle = Oracle.load(weights / "oracle")

@@ -78,7 +78,7 @@ def load_clip_similarity(model: str = TOY, device: str = "cpu") -> ClipSimilarit
     from transformers import CLIPModel, CLIPTokenizer
 
     from ..metrics import CLIP_L14
-    from ..toy.ship import load_clip
+    from ..toy.clip import load_clip
 
     folder = TOY_WEIGHTS if model == TOY else Path(model).expanduser()
     if (folder / "clip").is_dir():

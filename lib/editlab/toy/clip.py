@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPModel
 
@@ -196,3 +197,21 @@ def train(workdir: Path, out: Path, r: ClipRecipe = ClipRecipe(), progress: bool
                            pictures, captions, tokenizer, progress)
     model.save_pretrained(out / "clip")
     return model
+
+
+# The shipped folder keeps the text tower once, as the pipeline's text_encoder; clip/ holds the rest.
+TEXT_TOWER = "text_model."
+
+
+def load_clip(weights: Path, dtype: torch.dtype = torch.float32):
+    """The whole small CLIP (text and vision towers) from a shipped folder."""
+    weights = Path(weights)
+    model = CLIPModel(CLIPConfig.from_pretrained(weights / "clip"))
+    state = load_file(weights / "clip" / "vision_and_projections.safetensors")
+    text = load_file(weights / "text_encoder" / "model.safetensors")
+    state.update({k if k.startswith(TEXT_TOWER) else TEXT_TOWER + k: v for k, v in text.items()})
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise ValueError(f"{weights} does not hold a complete CLIP: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model.to(dtype).eval()

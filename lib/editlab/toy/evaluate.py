@@ -30,10 +30,9 @@ from ..models import TOY_WEIGHTS, decode_latents, encode_pictures, encode_prompt
 from ..world import render, sample_scene
 from ..world.captions import caption
 from ..world.vocab import COLOURS, KINDS, STYLES
-from .clip import hard_negative_accuracy, retrieval_accuracy
+from .clip import hard_negative_accuracy, load_clip, retrieval_accuracy
 from .data import EVAL_SEED0, psnr, render_pictures, to_tensor
 from .oracle import ATTRIBUTES, IGNORE, Oracle, labels
-from .ship import load_clip
 
 BARS = {  # the goals of the tiny model's issue
     "vae_psnr_db": 30.0,

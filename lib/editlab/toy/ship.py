@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .clip import TEXT_TOWER, load_clip
 from .configs import SCHEDULER_CONFIG
-
-TEXT_TOWER = "text_model."
 
 
 def assemble(workdir: Path, weights: Path) -> None:
@@ -106,22 +105,6 @@ def unpack(weights: Path, workdir: Path) -> None:
     for log in sorted((weights / "logs").glob("*.log.jsonl")):
         if not (workdir / log.name).exists():
             shutil.copy(log, workdir / log.name)
-
-
-def load_clip(weights: Path, dtype: torch.dtype = torch.float32):
-    """The whole small CLIP (text and vision towers) from a shipped folder."""
-    from transformers import CLIPConfig, CLIPModel
-
-    weights = Path(weights)
-    model = CLIPModel(CLIPConfig.from_pretrained(weights / "clip"))
-    state = load_file(weights / "clip" / "vision_and_projections.safetensors")
-    text = load_file(weights / "text_encoder" / "model.safetensors")
-    state.update({k if k.startswith(TEXT_TOWER) else TEXT_TOWER + k: v for k, v in text.items()})
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise ValueError(f"{weights} does not hold a complete CLIP: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return model.to(dtype).eval()
 
 
 def stage_seconds(weights: Path) -> dict[str, float]:

@@ -1,0 +1,102 @@
+"""The package's layers point one way: no import cycles, and the method layer does not reach into the world."""
+
+import ast
+from pathlib import Path
+
+import editlab
+
+ROOT = Path(editlab.__file__).parent
+
+# The method layer: the papers' algorithms, the metrics and the method registry. They take what the world and the
+# tiny model know as arguments; they do not import them.
+METHOD_LAYER = ("ddim", "inversion", "attention", "p2p", "masactrl", "pnp", "pix2pix_zero", "imagic", "editing",
+                "methods", "metrics", "sdedit", "interpolation", "noise_regularisation")
+# Imports of the world or the toy that the method layer still makes, to be moved out (and only ever shrink):
+# the toy's stand-in backbones and the oracle's edit judgement (metrics), pix2pix-zero's sentence templates.
+STILL_TO_MOVE = {"editlab.metrics": {"editlab.toy.clip", "editlab.toy.oracle"},
+                 "editlab.pix2pix_zero": {"editlab.world.captions", "editlab.world.vocab"}}
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = ("editlab", *path.relative_to(ROOT).with_suffix("").parts)
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The package's modules that ``name`` imports anywhere in its file (functions included)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in known else target for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:
+                t = t.rsplit(".", 1)[0] if "." in t else ""
+            if t and t != name:
+                found.add(t)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(name, path, known) for name, path in known.items()}
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Groups of modules that import each other, directly or around a loop (Tarjan's strongly connected components)."""
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in g[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in g:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    assert cycles(graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_method_layer_does_not_import_the_world_or_the_toy():
+    g = graph()
+    for name in (f"editlab.{m}" for m in METHOD_LAYER):
+        reached = {t for t in g[name] if t.startswith(("editlab.world", "editlab.toy"))}
+        assert reached <= STILL_TO_MOVE.get(name, set()), f"{name} imports {sorted(reached)}"
+
+
+def test_pie_bench_constants_are_a_leaf():
+    assert graph()["editlab.pie_bench"] == set()
