@@ -187,3 +187,20 @@ def test_the_widened_unet_is_a_copy(random_pipe):
     assert torch.equal(unet.conv_in.bias, before)
     assert not torch.equal(unet.mid_block.resnets[0].conv1.weight, wide.mid_block.resnets[0].conv1.weight)
     assert all(t.device.type == "cpu" for t in [*wide.parameters(), *wide.buffers()])
+
+
+def test_training_continues_an_editor_and_refuses_a_text_to_image_model(tmp_path):
+    from editlab.models import TOY_INSTRUCT_WEIGHTS
+
+    make_oracle(tmp_path / "data", pairs=4, progress=False)
+    still = Recipe(steps=2, batch=2, lr=0.0, lr_min=0.0, warmup=1, minutes_between_checkpoints=0)  # steps that move nothing
+    out = train([tmp_path / "data"], tmp_path / "work", tmp_path / "model", still, progress=False,
+                continue_from=TOY_INSTRUCT_WEIGHTS)
+    a = UNet2DConditionModel.from_pretrained(TOY_INSTRUCT_WEIGHTS / "unet", torch_dtype=torch.float32).state_dict()
+    b = UNet2DConditionModel.from_pretrained(out / "unet", torch_dtype=torch.float32).state_dict()
+    assert b["conv_in.weight"].shape[1] == 8 and all(torch.equal(a[k], b[k]) for k in a)  # it started from the editor
+    assert json.loads((tmp_path / "work" / "run.json").read_text())["continue_from"]["unet_sha256"]
+    with pytest.raises(ValueError, match="text-to-image model"):
+        train([tmp_path / "data"], tmp_path / "w2", tmp_path / "m2", still, progress=False, continue_from=TOY_WEIGHTS)
+    with pytest.raises(ValueError, match="no InstructPix2Pix pipeline"):
+        train([tmp_path / "data"], tmp_path / "w3", tmp_path / "m3", still, progress=False, continue_from=tmp_path)

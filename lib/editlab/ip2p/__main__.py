@@ -3,6 +3,7 @@
     python -m editlab.ip2p data --out DIR --pairs N [--samples-per-pair 8] [--steps 50] [--seed 0]   # generated, filtered
     python -m editlab.ip2p oracle --out DIR --pairs N [--seed 0]                                     # the world's exact pairs
     python -m editlab.ip2p train --data DIR [--data DIR2] --workdir WORK --out MODEL [--set steps=1800]  # the model
+    python -m editlab.ip2p train --data DIR --workdir WORK2 --out MODEL2 --continue-from MODEL  # one more cycle
     python -m editlab.ip2p ship --model MODEL --workdir WORK      # as load_pipeline("toy-instruct-pix2pix")
     python -m editlab.ip2p evaluate --model MODEL [--edits 70] [--text-scale 7.5] [--image-scale 1.5]  # held-out edits
     python -m editlab.ip2p evaluate --model sdedit [--strength 0.5]                                      # the baseline
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--out", required=True, help="the trained pipeline's folder (must not exist)")
     tr.add_argument("--model", default="toy", help='the text-to-image model to start from: "toy" (default) or a folder')
     tr.add_argument("--limit", type=int, default=None, help="train on the first N examples only (the dataset-size ablation)")
+    tr.add_argument("--continue-from", default=None, metavar="EDITOR",
+                    help="start from an editor trained before (an earlier --out) for one more cycle, in a fresh --workdir")
     tr.add_argument("--threads", type=int, default=None, help="torch threads")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
@@ -137,7 +140,8 @@ def _recipe(assignments: list[str]):
 def _train(args) -> int:
     from .training import train
 
-    out = train(args.data, args.workdir, args.out, _recipe(args.set), args.model, args.limit, progress=not args.quiet)
+    out = train(args.data, args.workdir, args.out, _recipe(args.set), args.model, args.limit, progress=not args.quiet,
+                continue_from=args.continue_from)
     print(f"{out}: the trained InstructPix2Pix pipeline (load_pipeline({str(out)!r}))")
     return 0
 

@@ -20,7 +20,9 @@ mode times the scaling factor (what the text-to-image model was trained on), the
 (what the pipeline passes at inference). The weights that are saved are an exponential moving average.
 
 Resumable: the work folder keeps a checkpoint (model, optimizer, average, generator) every few minutes; the same
-command continues it.
+command continues it. ``continue_from`` starts instead from an editor trained before (its 8-channel UNet, as the
+moving average and the trained weights) for one more cosine cycle with a fresh optimizer: a longer recipe in
+stages, each a fresh work folder.
 """
 
 from __future__ import annotations
@@ -139,16 +141,36 @@ def batch_inputs(data: EncodedSet, idx: torch.Tensor, drop_text: torch.Tensor, d
     return data.edited[idx], pictures, states
 
 
+def _editor_unet(folder: str | Path, model: str):
+    """The 8-channel UNet of the InstructPix2Pix pipeline in ``folder``, to continue training (float32)."""
+    from diffusers import UNet2DConditionModel
+
+    unet_dir = Path(folder) / "unet"
+    if not (unet_dir / "config.json").exists():
+        raise ValueError(f"{folder} holds no InstructPix2Pix pipeline (no unet/config.json): give the --out folder of "
+                         f"an earlier training run (python -m editlab.ip2p train)")
+    unet = UNet2DConditionModel.from_pretrained(unet_dir, torch_dtype=torch.float32)
+    if unet.config.in_channels != 8:
+        raise ValueError(f"{folder}'s UNet takes {unet.config.in_channels} input channels, not InstructPix2Pix's 8: "
+                         f"it is a text-to-image model; give it as --model to start from it instead")
+    return unet
+
+
 def train(folders: list[str | Path], workdir: str | Path, out: str | Path, recipe: Recipe = Recipe(),
-          model: str = "toy", limit: int | None = None, progress: bool = True) -> Path:
+          model: str = "toy", limit: int | None = None, progress: bool = True,
+          continue_from: str | Path | None = None) -> Path:
     """Train (or resume) InstructPix2Pix from ``model``'s text-to-image UNet on the examples of ``folders``; when
     done, write the pipeline (``model``'s VAE, text encoder, tokenizer, scheduler and the trained UNet's moving
-    average) to ``out``, which must not exist yet. Returns ``out``."""
+    average) to ``out``, which must not exist yet. Returns ``out``. ``continue_from``: an InstructPix2Pix pipeline
+    folder trained on ``model`` to start from instead of the widened text-to-image UNet."""
     folders, workdir, out, r = [Path(f) for f in folders], Path(workdir), Path(out), recipe
     if out.exists():
         raise FileExistsError(f"{out} exists; give a new folder for the trained pipeline")
+    start = _editor_unet(continue_from, model) if continue_from is not None else None
     workdir.mkdir(parents=True, exist_ok=True)
     identity = {"recipe": asdict(r), "model": model, "folders": [str(f.resolve()) for f in folders], "limit": limit}
+    if start is not None:
+        identity["continue_from"] = {"path": str(Path(continue_from).resolve()), "unet_sha256": weights_digest(start)}
     run_file = workdir / "run.json"
     if run_file.exists() and json.loads(run_file.read_text()) != identity:
         raise ValueError(f"{workdir} holds a run with other settings ({run_file}); give a fresh --workdir to start "
@@ -159,7 +181,10 @@ def train(folders: list[str | Path], workdir: str | Path, out: str | Path, recip
     alphas_cumprod = pipe.scheduler.alphas_cumprod
 
     ckpt = Checkpoint(workdir, "ip2p")
-    unet = widen_conv_in(pipe.unet).train()
+    if start is not None and start.config.cross_attention_dim != pipe.unet.config.cross_attention_dim:
+        raise ValueError(f"{continue_from} was trained on another text-to-image model than {model!r} (text states of "
+                         f"width {start.config.cross_attention_dim}, not {pipe.unet.config.cross_attention_dim})")
+    unet = (start if start is not None else widen_conv_in(pipe.unet)).train()
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     gen = torch.Generator().manual_seed(r.seed)
