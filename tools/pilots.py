@@ -4,6 +4,8 @@
     python tools/pilots.py texture                     # how much of each style an 8x latent grid can carry
     python tools/pilots.py oracle --world larger       # does the shipped oracle read a world of larger subjects?
     python tools/pilots.py hears [--unet DIR]          # does the UNet hear the kind word? (diffusion classifier)
+    python tools/pilots.py text --variant separate --workdir data/pilots/text-separate   # a text tower variant
+    python tools/pilots.py unet --text-encoder data/pilots/text-separate/text_encoder --steps 1200 --workdir ...
     python tools/pilots.py unet --world larger --steps 1200 --workdir data/pilots/unet-larger
     python tools/pilots.py vae --variant deeper --steps 800 --workdir data/pilots/vae
 
@@ -210,21 +212,119 @@ def hears_kind(pipe, n: int, timesteps=(200, 400, 600, 800), noises: int = 2, se
                 confusions=dict(sorted(seen.items(), key=lambda kv: -kv[1])[:8]))
 
 
-def _pipeline(unet_dir: str | None):
+def _pipeline(unet_dir: str | None, text_encoder_dir: str | None = None):
     from diffusers import UNet2DConditionModel
     from editlab.models import load_pipeline
+    from transformers import CLIPTextModel
 
     pipe = load_pipeline("toy")
     if unet_dir:
         pipe.unet = UNet2DConditionModel.from_pretrained(unet_dir, torch_dtype=torch.float32).eval()
+    if text_encoder_dir:
+        pipe.text_encoder = CLIPTextModel.from_pretrained(text_encoder_dir, dtype=torch.float32).eval()
     return pipe
 
 
 def hears(args) -> None:
     torch.set_num_threads(args.threads)
     use_world(args.world)
-    record("hears", world=args.world, unet=args.unet or "shipped", n=args.n, per_kind=args.per_kind,
-           **hears_kind(_pipeline(args.unet), args.n, per_kind=args.per_kind))
+    record("hears", world=args.world, unet=args.unet or "shipped", text_encoder=args.text_encoder or "shipped",
+           n=args.n, per_kind=args.per_kind,
+           **hears_kind(_pipeline(args.unet, args.text_encoder), args.n, per_kind=args.per_kind))
+
+
+# -- the text tower: how far apart are one-word-apart captions? ---------------------------------------------
+SEPARATION_PROMPT = "a photo of a brown {} sitting on the grass"  # notebook 01, section 6
+
+
+def relative_change(h: torch.Tensor, h_new: torch.Tensor) -> torch.Tensor:
+    """|h' - h| / |h| over all 77 states, per caption (notebook 01, section 6): (n, 77, d) -> (n,)."""
+    return (h_new - h).norm(dim=-1).sum(-1) / h.norm(dim=-1).sum(-1)
+
+
+@torch.no_grad()
+def separation(text_encoder, tokenizer) -> dict:
+    """Every pair of the world's kinds in notebook 01's prompt: the smallest, median and cat -> dog change."""
+    from editlab.toy.clip import tokenize
+
+    kinds = sorted(vocab.KINDS)
+    h = text_encoder(tokenize(tokenizer, [SEPARATION_PROMPT.format(k) for k in kinds])).last_hidden_state
+    pairs = {f"{a}->{b}": relative_change(h[i:i + 1], h[j:j + 1]).item()
+             for i, a in enumerate(kinds) for j, b in enumerate(kinds) if i < j}
+    values = sorted(pairs.values())
+    smallest = min(pairs, key=pairs.get)
+    return dict(cat_dog=round(pairs["cat->dog"], 3), smallest_pair=smallest, smallest=round(values[0], 3),
+                median=round(float(np.median(values)), 3))
+
+
+def separation_loss(text_encoder, tokenizer, texts: list[str], gen: torch.Generator, margin: float) -> torch.Tensor:
+    """A per-token objective: each caption and the same caption with one kind or colour word swapped must have
+    states at least ``margin`` apart in notebook 01's relative measure (a hinge, over all 77 states the UNet reads)."""
+    from editlab.toy.clip import swap_one_word, tokenize
+
+    swapped = [swap_one_word(t, gen) for t in texts]
+    h = text_encoder(tokenize(tokenizer, texts + swapped)).last_hidden_state
+    n = len(texts)
+    return F.relu(margin - relative_change(h[:n], h[n:])).mean()
+
+
+def text(args) -> None:
+    """A text tower variant in ``--workdir``/text_encoder, measured (separation; retrieval when it is CLIP's):
+    ``shipped`` as it is; ``random`` a frozen tower of the same config at its random initialisation (is the
+    tower the limit?); ``separate`` the shipped CLIP's text side fine-tuned with its contrastive loss (vision
+    tower frozen) plus ``separation_loss``."""
+    from editlab.models import TOY_WEIGHTS
+    from editlab.toy.clip import contrastive_loss, load_clip, retrieval_accuracy, tokenize
+    from editlab.toy.data import cached_captions, cached_pictures
+    from editlab.toy.tokenizer import world_tokenizer
+    from editlab.toy.training import cosine_lr
+    from transformers import CLIPTextModel
+
+    torch.set_num_threads(args.threads)
+    workdir = Path(args.workdir)
+    out = workdir / "text_encoder"
+    tokenizer = world_tokenizer()
+    clip = load_clip(TOY_WEIGHTS)
+    t0 = time.perf_counter()
+    if args.variant == "random":
+        torch.manual_seed(0)
+        tower = CLIPTextModel(CLIPTextModel.from_pretrained(TOY_WEIGHTS / "text_encoder").config).eval()
+    elif args.variant == "shipped":
+        tower = CLIPTextModel.from_pretrained(TOY_WEIGHTS / "text_encoder", dtype=torch.float32).eval()
+    else:
+        seeds = range(1_000_000, 1_000_000 + args.pictures)
+        pictures = cached_pictures(workdir / f"pictures_{args.pictures}.npy", seeds, configs.PICTURE_SIZE)
+        captions = cached_captions(workdir, seeds, 2)
+        clip.vision_model.requires_grad_(False)
+        clip.visual_projection.requires_grad_(False)
+        trainable = [p for p in clip.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.1)
+        gen = torch.Generator().manual_seed(0)
+        clip.train()
+        for step in range(args.steps):
+            for g in opt.param_groups:
+                g["lr"] = cosine_lr(step, args.steps, args.lr, 1e-6, args.steps // 10)
+            idx = torch.randint(len(pictures), (args.batch,), generator=gen).tolist()
+            which = torch.randint(3, (args.batch,), generator=gen).tolist()
+            texts = [captions[i][j] for i, j in zip(idx, which)]
+            l_clip = contrastive_loss(clip, tokenize(tokenizer, texts), to_tensor(pictures[idx]))
+            l_sep = separation_loss(clip.text_model, tokenizer, texts, gen, args.margin)
+            loss = l_clip + args.weight * l_sep
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if (step + 1) % 25 == 0:
+                print(f"step {step + 1} contrastive {l_clip.item():.3f} separation {l_sep.item():.3f} "
+                      f"{time.perf_counter() - t0:.0f} s", flush=True)
+        clip.eval()
+        tower = clip.text_model  # a CLIPTextModel, as the pipeline's text_encoder
+    tower.save_pretrained(out)
+    row = dict(variant=args.variant, separation=separation(tower, tokenizer), minutes=round((time.perf_counter() - t0) / 60, 1))
+    if args.variant != "random":
+        row["retrieval_at_100"] = retrieval_accuracy(clip, tokenizer, range(EVAL_SEED0, EVAL_SEED0 + args.n))
+    if args.variant == "separate":
+        row.update(steps=args.steps, batch=args.batch, lr=args.lr, margin=args.margin, weight=args.weight)
+    record("text", text_encoder=str(out), **row)
 
 
 # -- a short UNet run --------------------------------------------------------------------------------------
@@ -255,14 +355,15 @@ def unet(args) -> None:
         from transformers import CLIPTextModel
 
         AutoencoderKL.from_pretrained(TOY_WEIGHTS / "vae", torch_dtype=torch.float32).save_pretrained(components / "vae")
-        CLIPTextModel.from_pretrained(TOY_WEIGHTS / "text_encoder", dtype=torch.float32).save_pretrained(components / "text_encoder")
+        tower = args.text_encoder or TOY_WEIGHTS / "text_encoder"
+        CLIPTextModel.from_pretrained(tower, dtype=torch.float32).save_pretrained(components / "text_encoder")
     recipe = replace(configs.UnetRecipe(), pictures=args.pictures, steps=args.steps, restarts=0, warmup=100)
     out = workdir / "unet"
     t0 = time.perf_counter()
     unet_stage.train(workdir, out, recipe, components=components, progress=True)
     minutes = (time.perf_counter() - t0) / 60
-    pipe = _pipeline(str(out))
-    record("unet", world=args.world, steps=args.steps, pictures=args.pictures, batch=recipe.batch,
+    pipe = _pipeline(str(out), str(components / "text_encoder"))
+    record("unet", world=args.world, text_encoder=args.text_encoder or "shipped", steps=args.steps, pictures=args.pictures, batch=recipe.batch,
            minutes_this_process=round(minutes, 1), t2i=t2i(pipe, args.n_t2i), hears=hears_kind(pipe, args.n_hears))
 
 
@@ -319,7 +420,7 @@ def vae(args) -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="pilot", required=True)
-    for name in ("speed", "texture", "oracle", "hears", "unet", "vae"):
+    for name in ("speed", "texture", "oracle", "hears", "text", "unet", "vae"):
         s = sub.add_parser(name)
         s.add_argument("--world", default="shipped", choices=WORLDS)
         s.add_argument("--threads", type=int, default=1)
@@ -327,10 +428,17 @@ def main(argv=None) -> None:
     sub.choices["hears"].add_argument("--unet", help="a UNet folder (default: the shipped one)")
     sub.choices["hears"].add_argument("--per-kind", type=int, help="the first this many renders of each kind instead "
                                       "of seeds 0 .. n-1 (whose kinds are not balanced)")
-    for name in ("unet", "vae"):
+    for name in ("hears", "unet"):
+        sub.choices[name].add_argument("--text-encoder", help="a text tower folder (default: the shipped one)")
+    for name in ("unet", "vae", "text"):
         sub.choices[name].add_argument("--workdir", required=True)
-        sub.choices[name].add_argument("--steps", type=int, required=True)
+        sub.choices[name].add_argument("--steps", type=int, required=name != "text", default=300)
         sub.choices[name].add_argument("--pictures", type=int, default=10_000)
+    sub.choices["text"].add_argument("--variant", default="separate", choices=("shipped", "random", "separate"))
+    sub.choices["text"].add_argument("--batch", type=int, default=64)
+    sub.choices["text"].add_argument("--lr", type=float, default=2e-4)
+    sub.choices["text"].add_argument("--margin", type=float, default=0.5)
+    sub.choices["text"].add_argument("--weight", type=float, default=1.0)
     sub.choices["unet"].add_argument("--n-t2i", type=int, default=200)
     sub.choices["unet"].add_argument("--n-hears", type=int, default=140)
     sub.choices["vae"].add_argument("--variant", default="shipped", choices=sorted(VAE_VARIANTS))
