@@ -36,9 +36,9 @@ QUICK = {
         {"STEPS": 10, "N_PICTURES": 2, "GUIDANCES": [1.0, 7.5]},
         {"02_reconstructions", "02_drift_vs_guidance"}),
     "03_prompt_to_prompt.ipynb": (
-        {"STEPS": 10, "CROSS_FRACTIONS": [0.0, 0.2, 0.4, 0.8, 1.0], "SELF_FRACTIONS": [0.0, 0.2, 0.6]},
+        {"STEPS": 10, "NOISES": 1, "CROSS_FRACTIONS": [0.0, 0.4, 0.8, 1.0], "SELF_FRACTIONS": [0.0, 0.4]},
         {"03_cross_attention_per_token", "03_self_attention_components", "03_replace_and_refine", "03_reweight",
-         "03_local_blend", "03_injection_sweep"}),
+         "03_local_blend", "03_injection_sweep", "03_where_it_fails"}),
     "04_null_text_inversion.ipynb": (
         {"STEPS": 10, "N_PICTURES": 1},
         {"04_reconstructions", "04_null_text_loss"}),
