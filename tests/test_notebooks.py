@@ -54,8 +54,10 @@ QUICK = {
         {"STEPS": 10, "PICTURES": 3, "SENTENCES": 16, "REG_ITERATIONS": 2, "REG_ROLLS": 2},
         {"07_noise_statistics", "07_with_and_without_guidance"}),
     "08_imagic.ipynb": (
-        {"STEPS": 10, "EMBEDDING_STEPS": 20, "UNET_STEPS": 10, "ETAS": [0.0, 0.6, 1.0], "PICTURES": 2},
-        {"08_losses", "08_interpolation", "08_tradeoff"}),
+        {"STEPS": 10, "EMBEDDING_STEPS": 20, "UNET_STEPS": 10, "ETAS": [0.0, 0.6, 1.0], "PICTURES": 2,
+         "EDIT_ETAS": [0.6, 0.8], "NOISE_SEEDS": [1, 2], "TARGETS": ["pose", "colour"]},
+        {"08_losses", "08_interpolation", "08_seeds", "08_several_texts", "08_tradeoff"},
+        ["Adam steps written out = imagic.fit"]),
     "09_instructpix2pix_data.ipynb": (
         {"STEPS": 10, "SHOWN_TYPES": [1, 5], "FILTER_PAIRS": 2, "SAMPLES": 2, "REFERENCE_PAIRS": 50, "DATA_PAIRS": 2,
          "DATA": "{tmp}/data"},
