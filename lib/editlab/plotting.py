@@ -46,11 +46,12 @@ def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: fl
 
 def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int | None = None,
          cell: float = 1.9, wrap: int = 28, fontsize: float = 7, row_labels: Sequence[str] | None = None,
-         dpi: float = 80, col_titles: Sequence[str] | None = None) -> plt.Figure:
+         dpi: float = 80, col_titles: Sequence[str] | None = None, title: str | None = None) -> plt.Figure:
     """A figure of pictures in a grid, each (H, W, 3) uint8 or (H, W) float, with optional titles
-    (wrapped at ``wrap`` characters), labels on the left of each row, and ``col_titles`` over the top
-    row only (for a table of pictures). ``cell`` inches at ``dpi`` per picture: the default shows a
-    128-px picture at about its own size."""
+    (wrapped at ``wrap`` characters), labels on the left of each row (wrapped likewise), ``col_titles``
+    over the top row only (for a table of pictures) and a ``title`` over the whole figure, in a band of
+    its own so that it never covers the pictures' titles. ``cell`` inches at ``dpi`` per picture: the
+    default shows a 128-px picture at about its own size."""
     n = len(images)
     ncols = ncols or min(n, 6)
     nrows = -(-n // ncols)
@@ -58,7 +59,9 @@ def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncol
         raise ValueError(f"{len(titles)} titles for {n} pictures; give one per picture, or col_titles for the top row")
     title_lines = max((len(textwrap.wrap(t, wrap)) for t in titles), default=0) if titles else 0
     col_lines = max((len(textwrap.wrap(t, wrap)) for t in col_titles), default=0) if col_titles else 0
-    height = (cell + 0.13 * title_lines) * nrows + 0.13 * col_lines
+    title_text = "\n".join(textwrap.wrap(title, max(wrap, int(12 * cell * ncols)))) if title else ""
+    band = 0.2 * (title_text.count("\n") + 1) + 0.1 if title else 0.0  # inches above the grid for the title
+    height = (cell + 0.13 * title_lines) * nrows + 0.13 * col_lines + band
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, height), squeeze=False, dpi=dpi)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -72,6 +75,9 @@ def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncol
         elif col_titles and i < ncols:
             ax.set_title("\n".join(textwrap.wrap(col_titles[i], wrap)), fontsize=fontsize)
         if row_labels and i % ncols == 0:
-            ax.set_ylabel(row_labels[i // ncols], fontsize=fontsize + 1)
-    fig.tight_layout()
+            label = "\n".join(line for part in row_labels[i // ncols].split("\n") for line in textwrap.wrap(part, wrap))
+            ax.set_ylabel(label, fontsize=fontsize + 1)
+    fig.tight_layout(rect=(0, 0, 1, 1 - band / height))
+    if title:
+        fig.suptitle(title_text, fontsize=fontsize + 2, y=1 - 0.5 * band / height, va="center")
     return fig

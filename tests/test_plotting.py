@@ -1,0 +1,30 @@
+"""Figures whose labels can be read: a figure title never covers the pictures' titles, long labels wrap."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+from editlab import plotting
+
+
+def _extent(fig, artist):
+    fig.canvas.draw()
+    return artist.get_window_extent(fig.canvas.get_renderer())
+
+
+def test_a_figure_title_sits_above_every_picture_title():
+    pictures = [np.zeros((32, 32, 3), np.uint8)] * 6
+    fig = plotting.grid(pictures, [f"a long title of picture {i} that wraps onto two lines" for i in range(6)],
+                        ncols=3, title="a figure title long enough to need wrapping over the whole width of the grid")
+    suptitle = _extent(fig, fig._suptitle)
+    highest_title = max(_extent(fig, ax.title).y1 for ax in fig.axes)
+    assert suptitle.y0 > highest_title  # display coordinates: y grows upwards
+    assert suptitle.y1 <= fig.bbox.y1 + 1  # and inside the figure
+
+
+def test_long_row_labels_wrap():
+    pictures = [np.zeros((32, 32, 3), np.uint8)] * 2
+    fig = plotting.grid(pictures, ncols=1, wrap=10, row_labels=["a label far longer than ten letters", "short"])
+    assert fig.axes[0].get_ylabel().count("\n") >= 2
+    assert fig.axes[1].get_ylabel() == "short"
