@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,19 +18,22 @@ from editlab.bench import export, load
 from editlab.bench.run import (
     RUN_FILE,
     Shard,
+    _method_settings,
     check_methods,
     claim_folder,
     edit_all,
     inputs_digest,
     read_metrics,
     read_times,
+    run,
     score_all,
     weights_digest,
     write_tables,
 )
 from editlab.ip2p import guidance as instruct
 from editlab.ip2p.model import instruct_pipeline, widen_conv_in
-from editlab.models import to_uint8
+from editlab.models import TOY_WEIGHTS, load_pipeline, to_uint8
+from editlab.toy.configs import TOY_METHOD_SETTINGS
 from PIL import Image
 
 METHODS = ["ddim+p2p", "direct+p2p"]
@@ -199,6 +203,19 @@ def test_imagic_fits_each_picture_and_records_its_settings(random_pipe, bench, t
         edit_all(random_pipe, items, ["imagic"], tmp_path / "other", steps=2, guidance=7.5, progress=False,
                  method_settings={"imagic": {"lr": 1.0}})
     assert not (tmp_path / "other").exists()  # refused before anything is written
+
+
+def test_the_oracle_judges_any_models_edits_of_a_world_export_and_toy_defaults_follow_the_model_card(
+        random_pipe, bench, tmp_path):
+    model = tmp_path / "model"  # any name: what the run knows of the model comes from the folder
+    random_pipe.save_pretrained(model)
+    run(bench, ["sdedit"], tmp_path / "out", limit=2, model=str(model), steps=2, progress=False)
+    header = next(csv.reader((tmp_path / "out" / "metrics.csv").open()))
+    assert "sdedit|oracle: asked attribute" in header  # the benchmark is the world's, so its oracle judges
+    assert _method_settings(load_pipeline(str(model)), None) == {}  # no model card: the papers' settings
+    shutil.copy(TOY_WEIGHTS / "metrics.json", model)
+    assert _method_settings(load_pipeline(str(model)), {"imagic": {"eta": 0.5}}) == {
+        "imagic": {**TOY_METHOD_SETTINGS["imagic"], "eta": 0.5}}
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -37,6 +38,25 @@ def test_paper_settings():
     assert models.paper_settings("toy").size == 128
     sd = models.paper_settings("CompVis/stable-diffusion-v1-4")
     assert (sd.size, sd.steps, sd.guidance) == (512, 50, 7.5)
+
+
+def test_paper_settings_read_a_folders_size_from_its_configs_not_its_name(tmp_path):
+    retrained = tmp_path / "my-retrained-toy"  # the toy's configs under a name that says nothing
+    for part in ("unet", "vae"):
+        (retrained / part).mkdir(parents=True)
+        shutil.copy(models.TOY_WEIGHTS / part / "config.json", retrained / part)
+    assert models.paper_settings(str(retrained)).size == 128
+    unet = json.loads((retrained / "unet" / "config.json").read_text())
+    (retrained / "unet" / "config.json").write_text(json.dumps({**unet, "sample_size": 64}))  # SD 1.x's latent side
+    assert models.paper_settings(str(retrained)).size == 512
+
+
+def test_the_model_card_comes_with_the_folder_not_the_name():
+    pipe = load_pipeline("toy")
+    card = models.model_card(pipe)
+    assert card is not None and 0 < card["t2i_kind"] <= 1
+    pipe.register_to_config(_name_or_path="CompVis/stable-diffusion-v1-4")  # loaded from elsewhere: no card
+    assert models.model_card(pipe) is None
 
 
 def test_as_tensor_accepts_pil_arrays_and_tensors():

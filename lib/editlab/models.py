@@ -12,6 +12,7 @@ All of them read sizes from the pipeline (latent channels, picture size, text le
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,8 +47,29 @@ class Settings:
 
 
 def paper_settings(model: str) -> Settings:
-    """512 px, 50 DDIM steps, guidance 7.5 for real SD 1.x (all four papers); 128 px for the toy and its editor."""
-    return Settings(size=128) if model in SHIPPED else Settings(size=512)
+    """50 DDIM steps and guidance 7.5 (all four papers) at the size the model was trained on.
+
+    The size is read from the model's own configs when it is a folder here ("toy", "toy-instruct-pix2pix" or any
+    diffusers folder: 128 px for the tiny model, or a retrained one, whatever its name); a hub id is SD 1.x, 512 px.
+    """
+    folder = SHIPPED.get(model) or Path(model).expanduser()
+    return Settings(size=_trained_size(folder) if (folder / "unet" / "config.json").is_file() else 512)
+
+
+def _trained_size(folder: Path) -> int:
+    """A diffusers folder's picture side: the UNet's latent ``sample_size`` times the VAE's downsampling."""
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    vae_config = folder / "vae" / "config.json"
+    blocks = len(json.loads(vae_config.read_text())["block_out_channels"]) if vae_config.is_file() else 4
+    return unet["sample_size"] * 2 ** (blocks - 1)
+
+
+def model_card(pipe) -> dict | None:
+    """The measurements a model trained by :mod:`editlab.toy` carries (``metrics.json`` in its folder: how often the
+    oracle reads each attribute in its samples, its VAE's PSNR ...), or None for a model without one (SD 1.x).
+    Read from the folder the pipeline was loaded from, so a retrained tiny model is known by its card, not its name."""
+    path = Path(str(getattr(pipe, "name_or_path", "") or "")) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _missing_weights_message(model: str, error: Exception) -> str:

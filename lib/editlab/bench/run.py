@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from .. import inversion, metrics
 from ..methods import EDITORS, STANDALONE, instruct_model_for, parse_method
-from ..models import load_pipeline, paper_settings, picture_size, to_uint8, weights_digest
+from ..models import load_pipeline, model_card, paper_settings, picture_size, to_uint8, weights_digest
 from ..records import append_line, differences, read_record, write_atomically
 from ..toy.configs import TOY_METHOD_SETTINGS
 from .export import EDITS_FILE
@@ -478,8 +478,9 @@ def _fmt(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.6g}"
 
 
-def _method_settings(model: str, given: dict[str, dict] | None) -> dict[str, dict]:
-    defaults = TOY_METHOD_SETTINGS if model == "toy" else {}
+def _method_settings(pipe, given: dict[str, dict] | None) -> dict[str, dict]:
+    """The toy's settings for a model trained by editlab.toy (it carries a model card), the papers' otherwise."""
+    defaults = TOY_METHOD_SETTINGS if model_card(pipe) is not None else {}
     given = given or {}
     return {m: {**defaults.get(m, {}), **given.get(m, {})} for m in {*defaults, *given}}
 
@@ -494,7 +495,8 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
     that are not the model's size (the real PIE-Bench's 512 px for the tiny model); the run is then made
     and scored at the model's size, and ``run.json`` records it. ``instruct_model``: the InstructPix2Pix model of
     the "instruct-pix2pix" method (default: :func:`editlab.methods.instruct_model_for` ``model``).
-    ``method_settings``: settings of the methods without inversion, by name, over the model's defaults (the toy's:
+    ``method_settings``: settings of the methods without inversion, by name, over the model's defaults (for a model
+    trained by editlab.toy, known by its model card:
     :data:`editlab.toy.configs.TOY_METHOD_SETTINGS`; otherwise the papers')."""
     bench, out = Path(bench), Path(out)
     check_methods(methods)
@@ -519,7 +521,7 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
             instruct_pipe = load_pipeline(instruct_model or instruct_model_for(model), device=device, instruct=True)
         edit_all(pipe, items, methods, out, steps, guidance, progress, batch, edit_batch, bench=bench,
                  was_resized=resized_any, instruct_pipe=instruct_pipe,
-                 method_settings=_method_settings(model, method_settings), shard=shard)
+                 method_settings=_method_settings(pipe, method_settings), shard=shard)
     else:
         made_by = read_run_record(out)
         if made_by is None:
@@ -533,7 +535,7 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
         return None
     backbones = metrics.available_backbones()
     oracle = None
-    if model == "toy":
+    if _world_edits(bench):  # a benchmark exported from the world: its attribute oracle can judge any model's edits
         from ..models import TOY_WEIGHTS
         from ..toy.oracle import Oracle
 
