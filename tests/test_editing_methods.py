@@ -62,8 +62,8 @@ def test_each_editor_runs_after_each_inversion(pipe, inverted, editor, method):
 # -- MasaCtrl --------------------------------------------------------------------------------------
 def test_masactrl_counts_self_attention_layers_and_scales_the_paper_defaults(pipe):
     assert len(masactrl.self_attention_layers(pipe.unet)) == 7
-    assert masactrl.paper_settings(pipe.unet, 50) == {"start_step": 4, "start_layer": 4}  # round(10 * 7 / 16)
-    assert masactrl.paper_settings(pipe.unet, STEPS) == {"start_step": 0, "start_layer": 4}
+    assert masactrl.paper_start(pipe.unet, 50) == {"start_step": 4, "start_layer": 4}  # round(10 * 7 / 16)
+    assert masactrl.paper_start(pipe.unet, STEPS) == {"start_step": 0, "start_layer": 4}
     controller = masactrl.paper_controller(pipe.unet, 50)
     assert sorted(name.split(".attentions")[0] for name in controller.layer_names) == \
         ["up_blocks.1", "up_blocks.2", "up_blocks.2"]

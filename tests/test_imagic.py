@@ -59,7 +59,7 @@ def test_fine_tuning_lowers_the_loss_on_a_copy(random_pipe, z0):
 
 
 def test_fit_and_generate(random_pipe, picture):
-    settings = imagic.Settings(embedding_steps=3, embedding_lr=1e-2, unet_steps=2, unet_lr=1e-4)
+    settings = imagic.FitSettings(embedding_steps=3, embedding_lr=1e-2, unet_steps=2, unet_lr=1e-4)
     fitted = imagic.fit(random_pipe, picture, TARGET, settings, torch.Generator().manual_seed(0))
     again = imagic.fit(random_pipe, picture, TARGET, settings, torch.Generator().manual_seed(0))
     assert fitted.embedding_losses == again.embedding_losses and fitted.unet_losses == again.unet_losses
@@ -75,13 +75,13 @@ def test_fit_and_generate(random_pipe, picture):
 
 def test_bad_input(random_pipe, picture):
     with pytest.raises(ValueError, match="learning rates are positive"):
-        imagic.Settings(unet_lr=0)
+        imagic.FitSettings(unet_lr=0)
     with pytest.raises(ValueError, match="step counts"):
-        imagic.Settings(embedding_steps=-1)
+        imagic.FitSettings(embedding_steps=-1)
     with pytest.raises(ValueError, match="non-empty string"):
-        imagic.fit(random_pipe, picture, "  ", imagic.Settings(1, 1e-3, 1, 1e-4))
+        imagic.fit(random_pipe, picture, "  ", imagic.FitSettings(1, 1e-3, 1, 1e-4))
     with pytest.raises(ValueError, match="128"):
-        imagic.fit(random_pipe, picture[:64], TARGET, imagic.Settings(1, 1e-3, 1, 1e-4))
+        imagic.fit(random_pipe, picture[:64], TARGET, imagic.FitSettings(1, 1e-3, 1, 1e-4))
 
 
 def test_interpolation():

@@ -58,12 +58,12 @@ def test_triples_are_deterministic_and_the_world_edits():
 
 # -- 2. pairs --------------------------------------------------------------------------------------
 def test_p_and_guidance_are_drawn_in_range_from_the_generator(random_pipe):
-    draws = [pairs.draw(random_pipe, g) for g in [torch.Generator().manual_seed(0)] for _ in range(200)]
+    draws = [pairs.draw_sample(random_pipe, g) for g in [torch.Generator().manual_seed(0)] for _ in range(200)]
     p = np.array([d.p for d in draws])
     w = np.array([d.guidance for d in draws])
     assert 0.1 <= p.min() < 0.15 and 0.85 < p.max() <= 0.9
     assert 7.5 <= w.min() < 8.0 and 14.5 < w.max() <= 15.0
-    again = pairs.draw(random_pipe, torch.Generator().manual_seed(0))
+    again = pairs.draw_sample(random_pipe, torch.Generator().manual_seed(0))
     assert (again.p, again.guidance) == (draws[0].p, draws[0].guidance)
     torch.testing.assert_close(again.noise, draws[0].noise, rtol=0, atol=0)
     g = torch.Generator().manual_seed(0)  # the order: p, guidance, then the noise, all from the one generator
@@ -104,7 +104,7 @@ class SelfAttentionGaps(AttentionController):
 
 
 def test_sharing_reaches_the_attention_of_both_guidance_halves(random_pipe):
-    noise = pairs.draw(random_pipe, torch.Generator().manual_seed(1)).noise
+    noise = pairs.draw_sample(random_pipe, torch.Generator().manual_seed(1)).noise
     cond = editing.encode_prompts(random_pipe, [SOURCE, TARGET])
     empty = editing.encode_prompts(random_pipe, "")
     gaps = {}
@@ -121,7 +121,7 @@ def test_sharing_reaches_the_attention_of_both_guidance_halves(random_pipe):
 
 
 def test_p_changes_the_edited_picture_and_not_the_input(random_pipe):
-    noise = pairs.draw(random_pipe, torch.Generator().manual_seed(2)).noise
+    noise = pairs.draw_sample(random_pipe, torch.Generator().manual_seed(2)).noise
     none, full = (pairs.denoise_pairs(random_pipe, SOURCE, TARGET, [pairs.Draw(p, 9.0, noise)], STEPS)[0]
                   for p in (0.0, 1.0))
     # branch 0 keeps its own attention; the two runs batch and schedule the attention differently, which moves

@@ -100,3 +100,32 @@ def test_the_method_layer_does_not_import_the_world_or_the_toy():
 
 def test_pie_bench_constants_are_a_leaf():
     assert graph()["editlab.pie_bench"] == set()
+
+
+# Public names that several modules define on purpose, each meaning the same thing for its own method or stage
+# (called qualified: `sdedit.edit_many`, `p2p.paper_controller`, `toy.unet.train`). Any other repeated name is two
+# different things under one name, which defeats search and reading.
+SAME_MEANING = {
+    "edit": "edit one picture with this module's method",
+    "edit_many": "edit a batch of pictures with this module's method",
+    "paper_controller": "this method's attention controller at its paper's settings",
+    "train": "train this stage of the tiny model",
+    "main": "a command line's entry point",
+    "claim_folder": "make a resumable output folder this run's, or check that it is",
+    "invert": "DDIM's path (ddim) / any inversion method by name (inversion)",  # still to rename
+    "generate": "sample pictures (editing) / sample an Imagic fit at several η (imagic)",  # still to rename
+}
+
+
+def public_definitions() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, path in modules().items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                found.setdefault(node.name, []).append(name)
+    return found
+
+
+def test_a_public_name_means_one_thing_across_the_package():
+    repeated = {n: where for n, where in public_definitions().items() if len(where) > 1 and n not in SAME_MEANING}
+    assert repeated == {}, f"one name for different things (rename one, or list it in SAME_MEANING): {repeated}"

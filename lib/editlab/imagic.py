@@ -33,7 +33,7 @@ from .models import as_tensor, decode_latents, encode_pictures, encode_prompts, 
 
 
 @dataclass(frozen=True)
-class Settings:
+class FitSettings:
     """Imagic's two optimisations: Adam steps and learning rates."""
 
     embedding_steps: int = 1000
@@ -49,7 +49,7 @@ class Settings:
                              f"{self.unet_lr}")
 
 
-PAPER = Settings()  # the paper's Stable Diffusion settings (Sec. 4): 1,000 embedding steps at 2e-3, 1,500 UNet steps at 5e-7
+PAPER = FitSettings()  # the paper's Stable Diffusion settings (Sec. 4): 1,000 embedding steps at 2e-3, 1,500 UNet steps at 5e-7
 
 
 @dataclass
@@ -117,7 +117,7 @@ def _minimise(parameters: list, loss, steps: int, lr: float) -> list[float]:
     return losses
 
 
-def fit(pipe, picture, target_prompt: str, settings: Settings = PAPER, generator: torch.Generator | None = None) -> Fitted:
+def fit(pipe, picture, target_prompt: str, settings: FitSettings = PAPER, generator: torch.Generator | None = None) -> Fitted:
     """Stages 1 and 2 for one ``picture`` (PIL image, uint8 array (H, W, 3) or tensor (3, H, W) in [-1, 1], at
     the model's size) and its ``target_prompt``. ``generator`` (default: seeded with 0) draws every
     timestep and noise map of both optimisations."""

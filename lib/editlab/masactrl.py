@@ -18,7 +18,7 @@ source's, the conditional target the conditional source's).
 Where and when (the official defaults for Stable Diffusion 1.x, 50 DDIM steps): self-attention layers
 ``start_layer = 10`` and later of SD's 16, counted in the order the UNet runs them (encoder 0-5, middle
 6, decoder 7-15: so the decoder's two highest-resolution blocks), and steps ``start_step = 4`` of 50 on.
-:func:`paper_settings` scales both to another UNet and step count.
+:func:`paper_start` scales both to another UNet and step count.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _round(x: float) -> int:
     return math.floor(x + 0.5)
 
 
-def paper_settings(unet: torch.nn.Module, steps: int) -> dict[str, int]:
+def paper_start(unet: torch.nn.Module, steps: int) -> dict[str, int]:
     """The official ``start_step`` and ``start_layer`` scaled to ``unet`` and ``steps``, in proportion:
 
         start_step  = round(4 * steps / 50)           # 4 of 50 for SD; 0 for 5 steps
@@ -74,7 +74,7 @@ class MutualSelfAttention(AttentionController):
         layers = self_attention_layers(unet)
         if not 0 <= start_layer <= len(layers):
             raise ValueError(f"start_layer must be 0 to {len(layers)} (this UNet has {len(layers)} self-attention "
-                             f"layers; SD 1.x has 16), got {start_layer}. paper_settings(unet, steps) gives the "
+                             f"layers; SD 1.x has 16), got {start_layer}. paper_start(unet, steps) gives the "
                              f"official 10-of-16 scaled to this UNet")
         if start_step < 0:
             raise ValueError(f"start_step must be 0 or more (the step from which MasaCtrl acts), got {start_step}")
@@ -96,9 +96,9 @@ class MutualSelfAttention(AttentionController):
 
 def paper_controller(unet: torch.nn.Module, steps: int, **overrides: int) -> MutualSelfAttention:
     """MasaCtrl as Direct Inversion's benchmark runs it (start step 4 of 50, start layer 10 of 16),
-    scaled to ``unet`` and ``steps`` by :func:`paper_settings`; ``overrides`` (``start_step``,
+    scaled to ``unet`` and ``steps`` by :func:`paper_start`; ``overrides`` (``start_step``,
     ``start_layer``) replace the scaled values."""
     unknown = set(overrides) - {"start_step", "start_layer"}
     if unknown:
         raise ValueError(f"unknown MasaCtrl setting(s) {sorted(unknown)}; the settings are start_step and start_layer")
-    return MutualSelfAttention(unet, **{**paper_settings(unet, steps), **overrides})
+    return MutualSelfAttention(unet, **{**paper_start(unet, steps), **overrides})

@@ -187,7 +187,7 @@ def run_imagic(pipe, pictures: list, target_prompts: list[str], steps: int, guid
     needs one), seed."""
     s = _settings("imagic", settings, IMAGIC_SETTINGS)
     eta, seed = s.pop("eta", 0.7), s.pop("seed", 0)
-    optimisation = imagic.Settings(**{**asdict(imagic.PAPER), **s})
+    optimisation = imagic.FitSettings(**{**asdict(imagic.PAPER), **s})
     results = []
     for picture, target in zip(pictures, target_prompts):
         start = time.perf_counter()

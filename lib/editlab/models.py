@@ -38,7 +38,7 @@ KNOWN_MODELS = {
 
 
 @dataclass(frozen=True)
-class Settings:
+class SamplingSettings:
     """The papers' sampling settings for a model: picture size, DDIM steps and guidance scale."""
 
     size: int
@@ -46,14 +46,14 @@ class Settings:
     guidance: float = 7.5
 
 
-def paper_settings(model: str) -> Settings:
+def paper_settings(model: str) -> SamplingSettings:
     """50 DDIM steps and guidance 7.5 (all four papers) at the size the model was trained on.
 
     The size is read from the model's own configs when it is a folder here ("toy", "toy-instruct-pix2pix" or any
     diffusers folder: 128 px for the tiny model, or a retrained one, whatever its name); a hub id is SD 1.x, 512 px.
     """
     folder = SHIPPED.get(model) or Path(model).expanduser()
-    return Settings(size=_trained_size(folder) if (folder / "unet" / "config.json").is_file() else 512)
+    return SamplingSettings(size=_trained_size(folder) if (folder / "unet" / "config.json").is_file() else 512)
 
 
 def _trained_size(folder: Path) -> int:

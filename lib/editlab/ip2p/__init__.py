@@ -34,7 +34,16 @@ from .filter import (
 )
 from .guidance import IMAGE_SCALE, TEXT_SCALE, edit, edit_many, instruct_noise
 from .model import instruct_pipeline, picture_latents, widen_conv_in
-from .pairs import GUIDANCE_RANGE, P_RANGE, Draw, Samples, SharedSelfAttention, denoise_pairs, draw, generate_pairs
+from .pairs import (
+    GUIDANCE_RANGE,
+    P_RANGE,
+    Draw,
+    Samples,
+    SharedSelfAttention,
+    denoise_pairs,
+    draw_sample,
+    generate_pairs,
+)
 from .text import Triple, triple, triples
 
 __all__ = [
@@ -52,7 +61,7 @@ __all__ = [
     "Triple",
     "denoise_pairs",
     "derive_thresholds",
-    "draw",
+    "draw_sample",
     "edit",
     "edit_many",
     "equal_error",

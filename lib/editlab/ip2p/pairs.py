@@ -81,7 +81,7 @@ def uniform(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * torch.rand((), generator=generator, dtype=torch.float64).item()
 
 
-def draw(pipe, generator: torch.Generator, p_range: tuple[float, float] = P_RANGE,
+def draw_sample(pipe, generator: torch.Generator, p_range: tuple[float, float] = P_RANGE,
          guidance_range: tuple[float, float] = GUIDANCE_RANGE) -> Draw:
     """A sample's settings, drawn from ``generator`` in this order: p, guidance, then x_T."""
     p = uniform(generator, *p_range)
@@ -136,7 +136,7 @@ def generate_pairs(pipe, source_prompt: str, target_prompt: str, generator: torc
             raise ValueError(f"{name} must be (low, high) with {bounds[0]} <= low <= high"
                              f"{'' if bounds[1] is None else f' <= {bounds[1]}'}; got {(low, high)}")
     t0 = time.perf_counter()
-    draws = [draw(pipe, generator, p_range, guidance_range) for _ in range(samples)]
+    draws = [draw_sample(pipe, generator, p_range, guidance_range) for _ in range(samples)]
     pictures = torch.cat([denoise_pairs(pipe, source_prompt, target_prompt, draws[i:i + batch], steps)
                           for i in range(0, samples, batch)])
     return Samples(source_prompt, target_prompt, [d.p for d in draws], [d.guidance for d in draws], pictures,

@@ -32,7 +32,7 @@ from ..world.captions import caption
 from ..world.vocab import COLOURS, KINDS, STYLES
 from .clip import hard_negative_accuracy, load_clip, retrieval_accuracy
 from .data import EVAL_SEED0, psnr, render_pictures, to_tensor
-from .oracle import ATTRIBUTES, IGNORE, Oracle, labels
+from .oracle import ATTRIBUTES, IGNORE, Oracle, labels, vae_round_trip
 
 BARS = {  # the goals of the tiny model's issue
     "vae_psnr_db": 30.0,
@@ -58,18 +58,11 @@ QUICK = Sizes(vae=32, t2i=20, clip=200, inversion=8, steps=20)
 
 
 @torch.no_grad()
-def vae_round_trip(pipe, pictures: torch.Tensor, chunk: int = 50) -> torch.Tensor:
-    """Pictures (n, 3, H, W) in [-1, 1] encoded and decoded again, ``chunk`` at a time."""
-    return torch.cat([decode_latents(pipe, encode_pictures(pipe, pictures[i:i + chunk]))
-                      for i in range(0, len(pictures), chunk)])
-
-
-@torch.no_grad()
 def vae_psnr(pipe, n: int) -> tuple[float, dict[str, float]]:
     """Mean PSNR (dB) of the encode-decode round trip of ``n`` held-out renders, overall and per style."""
     seeds = range(EVAL_SEED0, EVAL_SEED0 + n)
     x = to_tensor(render_pictures(seeds, progress=False))
-    y = vae_round_trip(pipe, x)
+    y = vae_round_trip(pipe.vae, x)
     per_picture = psnr(y, x)
     styles = np.array([sample_scene(s).style for s in seeds])
     by_style = {st: per_picture[torch.from_numpy(styles == st)].mean().item() for st in STYLES if (styles == st).any()}
@@ -191,7 +184,7 @@ def evaluate(weights: Path = TOY_WEIGHTS, sizes: Sizes = Sizes(), progress: bool
     renders = to_tensor(np.stack([render(sc).image for sc in scenes]))
     m["oracle_on_renders"] = oracle_agreement(oracle, renders, scenes)
     # the ceiling the VAE sets: what the oracle reads after the encode-decode round trip alone (no UNet)
-    m["oracle_on_vae_round_trips"] = oracle_agreement(oracle, vae_round_trip(pipe, renders), scenes)
+    m["oracle_on_vae_round_trips"] = oracle_agreement(oracle, vae_round_trip(pipe.vae, renders), scenes)
     m["oracle_min_accuracy"] = min(json.loads((weights / "oracle" / "config.json").read_text())["held_out_accuracy"].values())
 
     clip = load_clip(weights)

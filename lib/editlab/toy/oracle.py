@@ -116,7 +116,9 @@ def accuracy(oracle: Oracle, pictures: torch.Tensor, scenes: list[Scene]) -> dic
 
 
 @torch.no_grad()
+@torch.no_grad()
 def vae_round_trip(vae, x: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """Pictures (n, 3, H, W) in [-1, 1] encoded (the posterior's mode) and decoded again, ``batch`` at a time."""
     return torch.cat([vae.decode(vae.encode(x[i:i + batch]).latent_dist.mode()).sample.clamp(-1, 1)
                       for i in range(0, len(x), batch)])
 
