@@ -87,6 +87,31 @@ StepCallback = Callable[[int, int, torch.Tensor], None]  # (step index, timestep
 
 
 NoisePrediction = Callable[[torch.Tensor, int], torch.Tensor]  # (latents x_t, timestep t) -> eps
+StepPrediction = Callable[[int, int, torch.Tensor], torch.Tensor]  # (step index i, timestep t, x_t) -> eps
+StepHook = Callable[[int, int, torch.Tensor], torch.Tensor]  # (step index i, timestep t, latents) -> latents
+
+
+def denoise_steps(scheduler, x_T: torch.Tensor, steps: int, predict: StepPrediction, start: int = 0,
+                  before: StepHook | None = None, after: StepHook | None = None) -> list[torch.Tensor]:
+    """The one DDIM loop of the package: from ``x_T``, for each step ``i`` from ``start`` on, at timestep ``t``,
+
+        x_t = before(i, t, x_t);  eps = predict(i, t, x_t);  x_s = ddim_step(x_t, eps, ᾱ_t, ᾱ_s);  x_s = after(i, t, x_s)
+
+    and return every latent ``[x_T, ..., x_0]``. Every method is a choice of these three functions: plain
+    sampling predicts guided noise; Prompt-to-Prompt's controller starts its step in ``before`` and blends in
+    ``after``; Direct Inversion puts the source branch on its pivot in ``after``; Null-text tunes the
+    unconditional embedding inside ``predict``; cross-attention guidance moves the latent in ``before``.
+    Gradients are the caller's choice (the loop does not turn them off)."""
+    x, path = x_T, [x_T]
+    for i, t in enumerate(timesteps(scheduler, steps)[start:], start=start):
+        if before is not None:
+            x = before(i, t, x)
+        eps = predict(i, t, x)
+        x = ddim_step(x, eps, alpha_bar(scheduler, t), alpha_bar(scheduler, previous_timestep(scheduler, t, steps)))
+        if after is not None:
+            x = after(i, t, x)
+        path.append(x)
+    return path
 
 
 @torch.no_grad()
@@ -108,14 +133,13 @@ def sample(unet, scheduler, x_T: torch.Tensor, cond: torch.Tensor | None, uncond
 
         def noise(x, t):
             return guided_noise(unet, x, t, cond, uncond, guidance, image_latents)
-    path = [x_T]
-    for i, t in enumerate(timesteps(scheduler, steps)[start:], start=start):
-        eps = noise(path[-1], t)
-        a_t, a_s = alpha_bar(scheduler, t), alpha_bar(scheduler, previous_timestep(scheduler, t, steps))
-        path.append(ddim_step(path[-1], eps, a_t, a_s))
-        if callback is not None:
-            callback(i, t, path[-1])
-    return path
+
+    def observed(i, t, x):
+        callback(i, t, x)
+        return x
+
+    return denoise_steps(scheduler, x_T, steps, lambda i, t, x: noise(x, t), start,
+                         after=observed if callback is not None else None)
 
 
 @torch.no_grad()

@@ -73,26 +73,30 @@ def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable
     branches ``pivot_rows`` (the source branch 0 of one edit; each edit's source when several run
     together) are put on ``pivot(i)`` (len(pivot_rows), C, h, w) after step ``i`` (Direct Inversion).
     Returns every latent ``[x_T, ..., x_0]`` and the number of UNet calls."""
-    n, x = len(x_T), x_T
-    path = [x]
-    rows = list(pivot_rows)
+    n, rows = len(x_T), list(pivot_rows)
+
+    def predict(i, t, x):
+        return ddim.guided_noise(pipe.unet, x, t, cond, unconditional(i).expand(n, -1, -1), guidance)
+
+    def before(i, t, x):
+        controller.step_begin(i)
+        return x
+
+    def after(i, t, x):
+        if controller is not None:
+            x = controller.step_end(i, x)  # e.g. LocalBlend: target outside the mask := source
+        if pivot is not None:
+            # Direct Inversion (Ju et al. 2024): z^src_{t-1} += z*_{t-1} - z^src_{t-1}, i.e. the source
+            # branch lands on the pivot path; the target branches are left as they are.
+            x = x.clone()
+            x[rows] = pivot(i).to(x)
+        return x
+
     if controller is not None:
         controller.begin(steps, n, guided=ddim.is_guided(guidance))
     with controlled(pipe.unet, controller) if controller is not None else nullcontext():
-        for i, t in enumerate(ddim.timesteps(pipe.scheduler, steps)):
-            if controller is not None:
-                controller.step_begin(i)
-            eps = ddim.guided_noise(pipe.unet, x, t, cond, unconditional(i).expand(n, -1, -1), guidance)
-            a_t, a_s = ddim.alpha_bar(pipe.scheduler, t), ddim.alpha_bar(pipe.scheduler, ddim.previous_timestep(pipe.scheduler, t, steps))
-            x = ddim.ddim_step(x, eps, a_t, a_s)
-            if controller is not None:
-                x = controller.step_end(i, x)  # e.g. LocalBlend: target outside the mask := source
-            if pivot is not None:
-                # Direct Inversion (Ju et al. 2024): z^src_{t-1} += z*_{t-1} - z^src_{t-1}, i.e. the source
-                # branch lands on the pivot path; the target branches are left as they are.
-                x = x.clone()
-                x[rows] = pivot(i).to(x)
-            path.append(x)
+        path = ddim.denoise_steps(pipe.scheduler, x_T, steps, predict, before=before if controller is not None else None,
+                                  after=after if controller is not None or pivot is not None else None)
     return path, steps
 
 

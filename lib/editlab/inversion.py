@@ -181,49 +181,51 @@ def null_text_optimisation(unet, scheduler, inverted: Inverted | list[Inverted],
     if any(inv.steps != steps or inv.guidance != w for inv in batch):
         raise ValueError("pictures tuned together must share the number of steps and the guidance scale")
     cond = torch.cat([inv.source_embedding for inv in batch])  # (k, L, d)
-    null = torch.cat([inv.empty_embedding for inv in batch]).clone()
-    latent = torch.cat([inv.latents[-1] for inv in batch])
     nulls, losses = [], []
+    tuned = {"null": torch.cat([inv.empty_embedding for inv in batch]).clone()}  # carried from step to step
+
+    def predict(i, t, latent):  # tune the null embedding of step i, then predict with it
+        a_t, a_s = ddim.alpha_bar(scheduler, t), ddim.alpha_bar(scheduler, ddim.previous_timestep(scheduler, t, steps))
+        target = torch.cat([inv.pivot(i) for inv in batch])  # z*_{t-1}
+        with torch.no_grad():
+            eps_cond = unet(latent, t, encoder_hidden_states=cond).sample  # fixed while the null is tuned
+        for inv in batch:
+            inv.unet_calls += 1
+        null = tuned["null"].detach().requires_grad_(True)
+        optimiser = torch.optim.Adam([null], lr=lr * (1 - i / 100))
+        active = [True] * len(batch)  # which pictures are still being tuned at this step
+        step_losses: list[list[float]] = [[] for _ in batch]
+        for _ in range(inner_steps):
+            rows = [j for j, a in enumerate(active) if a]
+            eps_null = unet(latent[rows], t, encoder_hidden_states=null[rows]).sample
+            eps = eps_null + w * (eps_cond[rows] - eps_null)  # classifier-free guidance with the tuned null
+            z_prev = ddim.ddim_step(latent[rows], eps, a_t, a_s)
+            loss = (z_prev - target[rows]).pow(2).flatten(1).mean(1)  # || z_{t-1}(null) - z*_{t-1} ||^2 per picture
+            optimiser.zero_grad()
+            loss.sum().backward()  # picture j's embedding gets the gradient of its own loss only
+            kept = null.detach().clone()
+            optimiser.step()
+            with torch.no_grad():  # the pictures that stopped keep their embedding
+                stopped = [j for j, a in enumerate(active) if not a]
+                null[stopped] = kept[stopped]
+            for j, value in zip(rows, loss.tolist()):
+                step_losses[j].append(value)
+                batch[j].unet_calls += 1
+                if value < early_stop + i * 2e-5:
+                    active[j] = False
+            if not any(active):
+                break
+        tuned["null"] = null = null.detach()
+        nulls.append(null.clone())  # a copy: the next step's Adam goes on updating ``null`` in place
+        losses.append(step_losses)
+        with torch.no_grad():  # the step lands where the tuned guided step lands; the next one starts there
+            eps_null = unet(latent, t, encoder_hidden_states=null).sample
+        for inv in batch:
+            inv.unet_calls += 1
+        return eps_null + w * (eps_cond - eps_null)
+
     with _frozen(unet):
-        for i, t in enumerate(ddim.timesteps(scheduler, steps)):
-            a_t, a_s = ddim.alpha_bar(scheduler, t), ddim.alpha_bar(scheduler, ddim.previous_timestep(scheduler, t, steps))
-            target = torch.cat([inv.pivot(i) for inv in batch])  # z*_{t-1}
-            with torch.no_grad():
-                eps_cond = unet(latent, t, encoder_hidden_states=cond).sample  # fixed while the null is tuned
-            for inv in batch:
-                inv.unet_calls += 1
-            null = null.detach().requires_grad_(True)
-            optimiser = torch.optim.Adam([null], lr=lr * (1 - i / 100))
-            active = [True] * len(batch)  # which pictures are still being tuned at this step
-            step_losses: list[list[float]] = [[] for _ in batch]
-            for _ in range(inner_steps):
-                rows = [j for j, a in enumerate(active) if a]
-                eps_null = unet(latent[rows], t, encoder_hidden_states=null[rows]).sample
-                eps = eps_null + w * (eps_cond[rows] - eps_null)  # classifier-free guidance with the tuned null
-                z_prev = ddim.ddim_step(latent[rows], eps, a_t, a_s)
-                loss = (z_prev - target[rows]).pow(2).flatten(1).mean(1)  # || z_{t-1}(null) - z*_{t-1} ||^2 per picture
-                optimiser.zero_grad()
-                loss.sum().backward()  # picture j's embedding gets the gradient of its own loss only
-                kept = null.detach().clone()
-                optimiser.step()
-                with torch.no_grad():  # the pictures that stopped keep their embedding
-                    stopped = [j for j, a in enumerate(active) if not a]
-                    null[stopped] = kept[stopped]
-                for j, value in zip(rows, loss.tolist()):
-                    step_losses[j].append(value)
-                    batch[j].unet_calls += 1
-                    if value < early_stop + i * 2e-5:
-                        active[j] = False
-                if not any(active):
-                    break
-            null = null.detach()
-            nulls.append(null.clone())  # a copy: the next step's Adam goes on updating ``null`` in place
-            losses.append(step_losses)
-            with torch.no_grad():  # the next step starts from where the tuned guided step lands
-                eps_null = unet(latent, t, encoder_hidden_states=null).sample
-                latent = ddim.ddim_step(latent, eps_null + w * (eps_cond - eps_null), a_t, a_s)
-            for inv in batch:
-                inv.unet_calls += 1
+        ddim.denoise_steps(scheduler, torch.cat([inv.latents[-1] for inv in batch]), steps, predict)
     for j, inv in enumerate(batch):
         inv.null_embeddings = [n[j:j + 1] for n in nulls]
         inv.null_losses = [step[j] for step in losses]
