@@ -66,6 +66,14 @@ def p2p_resolution(unet: torch.nn.Module) -> int:
     return 16 if side >= 64 else side // 2
 
 
+def _controlled(pipe, inverted: list[Inverted], target_prompts: list[str], guidance: float | None,
+                make_controller) -> list[editing.Edited]:
+    """The editors that are an attention controller: edit ``j`` runs with ``make_controller(inverted[j],
+    target_prompts[j], j)``, all edits in one batch of UNet calls."""
+    controllers = [make_controller(inv, target, j) for j, (inv, target) in enumerate(zip(inverted, target_prompts))]
+    return editing.edit_many(pipe, inverted, [[t] for t in target_prompts], controllers, guidance=guidance)
+
+
 def run_p2p(pipe, inverted: list[Inverted], target_prompts: list[str], blended_words: list[str],
             settings: dict | None = None) -> list[editing.Edited]:
     """Prompt-to-Prompt by :func:`editlab.p2p.paper_controller`. Settings: cross_replace, self_replace,
@@ -74,9 +82,8 @@ def run_p2p(pipe, inverted: list[Inverted], target_prompts: list[str], blended_w
                                     "resolution", "guidance"))
     guidance = s.pop("guidance", None)
     s.setdefault("resolution", p2p_resolution(pipe.unet))
-    controllers = [p2p.paper_controller(pipe.tokenizer, [inv.prompt, target], inv.steps, blended, **s)
-                   for inv, target, blended in zip(inverted, target_prompts, blended_words)]
-    return editing.edit_many(pipe, inverted, [[t] for t in target_prompts], controllers, guidance=guidance)
+    return _controlled(pipe, inverted, target_prompts, guidance, lambda inv, target, j: p2p.paper_controller(
+        pipe.tokenizer, [inv.prompt, target], inv.steps, blended_words[j], **s))
 
 
 def run_masactrl(pipe, inverted: list[Inverted], target_prompts: list[str], blended_words: list[str],
@@ -85,8 +92,8 @@ def run_masactrl(pipe, inverted: list[Inverted], target_prompts: list[str], blen
     Settings: start_step, start_layer, guidance. The blended words are not used."""
     s = _settings("masactrl", settings, ("start_step", "start_layer", "guidance"))
     guidance = s.pop("guidance", None)
-    controllers = [masactrl.paper_controller(pipe.unet, inv.steps, **s) for inv in inverted]
-    return editing.edit_many(pipe, inverted, [[t] for t in target_prompts], controllers, guidance=guidance)
+    return _controlled(pipe, inverted, target_prompts, guidance,
+                       lambda inv, target, j: masactrl.paper_controller(pipe.unet, inv.steps, **s))
 
 
 def run_pnp(pipe, inverted: list[Inverted], target_prompts: list[str], blended_words: list[str],
@@ -95,8 +102,7 @@ def run_pnp(pipe, inverted: list[Inverted], target_prompts: list[str], blended_w
     attention_fraction, guidance. The blended words are not used."""
     s = _settings("pnp", settings, ("feature_fraction", "attention_fraction", "guidance"))
     guidance = s.pop("guidance", None)
-    controllers = [pnp.paper_controller(pipe.unet, **s) for _ in inverted]
-    return editing.edit_many(pipe, inverted, [[t] for t in target_prompts], controllers, guidance=guidance)
+    return _controlled(pipe, inverted, target_prompts, guidance, lambda inv, target, j: pnp.paper_controller(pipe.unet, **s))
 
 
 # directions by text encoder (dropped with it), then by (source phrase, target phrase, sentences, seed)

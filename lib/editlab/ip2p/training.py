@@ -35,13 +35,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
 from ..models import encode_prompts, load_pipeline, weights_digest
-from ..toy.training import Checkpoint, cosine_lr, update_average
-from ..toy.unet import min_snr_weight
+from ..toy.training import Checkpoint, cosine_lr, optimise, update_average
+from ..toy.unet import noise_prediction_loss
 from .data import read_examples, read_json
 from .model import picture_latents, save_pipeline, widen_conv_in
 
@@ -203,15 +202,8 @@ def train(folders: list[str | Path], workdir: str | Path, out: str | Path, recip
         z0, pictures, states = batch_inputs(data, idx, *conditioning_dropout(r.batch, r.dropout, gen))
         t = torch.randint(0, len(alphas_cumprod), (r.batch,), generator=gen)
         eps = torch.randn(z0.shape, generator=gen)
-        a = alphas_cumprod[t].view(-1, 1, 1, 1)
-        z_t = a.sqrt() * z0 + (1 - a).sqrt() * eps  # the forward process, in one jump
-        pred = unet(torch.cat([z_t, pictures], 1), t, encoder_hidden_states=states).sample
-        per_example = F.mse_loss(pred, eps, reduction="none").mean((1, 2, 3))
-        loss = (min_snr_weight(a.flatten(), r.snr_gamma) * per_example).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
+        loss = noise_prediction_loss(unet, z0, t, eps, alphas_cumprod, states, r.snr_gamma, image_latents=pictures)
+        optimise(opt, loss, clip=unet.parameters())
         update_average(ema, unet, step, r.ema_decay)
         step += 1
         seconds += time.perf_counter() - t0

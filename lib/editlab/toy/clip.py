@@ -20,7 +20,7 @@ from ..world.vocab import COLOURS, KINDS
 from .configs import COMPACT_VISION_CONFIG, PICTURE_SIZE, ClipRecipe, clip_config
 from .data import TRAIN_SEED0, cached_captions, cached_pictures, captions_for, render_pictures, to_tensor
 from .tokenizer import MAX_LENGTH, world_tokenizer
-from .training import Checkpoint, cosine_lr
+from .training import Checkpoint, cosine_lr, optimise
 
 
 def tokenize(tokenizer, texts: list[str], length: int = MAX_LENGTH) -> torch.Tensor:
@@ -140,9 +140,7 @@ def _contrastive_steps(name: str, model: CLIPModel, trainable, workdir: Path, st
         texts = [captions[i][min(j, len(captions[i]) - 1)] for i, j in zip(idx, which)]
         negatives = tokenize(tokenizer, [swap_one_word(t, gen) for t in texts], r.train_tokens) if r.hard_negatives else None
         loss = contrastive_loss(model, tokenize(tokenizer, texts, r.train_tokens), to_tensor(pictures[idx]), negatives)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimise(opt, loss)
         step += 1
         seconds += time.perf_counter() - t0
         bar.update(1)

@@ -29,7 +29,7 @@ from ..world.scene import Scene
 from ..world.vocab import BACKGROUNDS, COLOURS, EXTRAS, KINDS, MATERIALS, POSES, STYLES
 from .configs import PICTURE_SIZE, OracleRecipe
 from .data import EVAL_SEED0, TRAIN_SEED0, to_pictures, to_tensor
-from .training import Checkpoint, cosine_lr
+from .training import Checkpoint, cosine_lr, optimise
 
 # What the oracle reads, and the values each attribute takes.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -195,9 +195,7 @@ def train(workdir: Path, out: Path, r: OracleRecipe = OracleRecipe(), vae=None, 
         x = to_tensor(np.stack([parts[0][i] if i < first else parts[1][i - first] for i in idx.tolist()]))
         logits = model(augment(x, r.shift, r.flip, gen))
         loss = sum(F.cross_entropy(logits[a], targets[a][idx], ignore_index=IGNORE) for a in ATTRIBUTES)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimise(opt, loss)
         step += 1
         seconds += time.perf_counter() - t0
         bar.update(1)

@@ -1,4 +1,5 @@
-"""What every training stage shares: a resumable checkpoint with its log, and the learning-rate schedule."""
+"""What every training stage shares: a resumable checkpoint with its log, the optimizer update, the learning-rate
+schedule and the weights' moving average."""
 
 from __future__ import annotations
 
@@ -61,6 +62,16 @@ class Checkpoint:
         if not self.log_path.exists():
             return []
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+
+def optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip=None) -> None:
+    """One update on ``loss``: gradients zeroed, backpropagated, their norm clipped to 1 over the parameters
+    ``clip`` when given (the UNet stages), then the optimizer's step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(clip, 1.0)
+    optimizer.step()
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ from .clip import tokenize
 from .configs import PICTURE_SIZE, SCHEDULER_CONFIG, UNET_CONFIG, ClipRecipe, UnetRecipe
 from .data import TRAIN_SEED0, cached_captions, cached_pictures, to_tensor
 from .tokenizer import world_tokenizer
-from .training import Checkpoint, cosine_restart_lr, restart_cycle_starts, update_average
+from .training import Checkpoint, cosine_restart_lr, optimise, restart_cycle_starts, update_average
 
 
 def _memmap_cache(path: Path, shape: tuple, fill) -> np.ndarray:
@@ -105,6 +105,19 @@ def min_snr_weight(alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
     return snr.clamp(max=gamma) / snr
 
 
+def noise_prediction_loss(unet, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor,
+                          cond: torch.Tensor, snr_gamma: float, image_latents: torch.Tensor | None = None) -> torch.Tensor:
+    """Latent diffusion's training loss: ``x0`` noised to ``x_t = sqrt(a) x0 + sqrt(1 - a) eps`` in one jump
+    (``a`` = alpha-bar at ``t``), the UNet's prediction of ``eps`` from ``x_t`` (with ``image_latents``
+    concatenated along the channels for InstructPix2Pix's 8-channel UNet), each sample's mean squared error
+    weighted by Min-SNR-gamma, averaged over the batch."""
+    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps  # the forward process, in one jump
+    unet_input = x_t if image_latents is None else torch.cat([x_t, image_latents], 1)
+    per_sample = F.mse_loss(unet(unet_input, t, encoder_hidden_states=cond).sample, eps, reduction="none").mean((1, 2, 3))
+    return (min_snr_weight(a.flatten(), snr_gamma) * per_sample).mean()
+
+
 def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Path | None = None,
           progress: bool = True, start_from: Path | None = None) -> UNet2DConditionModel:
     """Train (or resume) the UNet in ``workdir``; save the EMA weights to ``out`` in diffusers format.
@@ -174,14 +187,8 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         cond[drop] = empty
         t = torch.randint(0, len(alphas_cumprod), (r.batch,), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
-        a = alphas_cumprod[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        per_sample = F.mse_loss(unet(xt, t, encoder_hidden_states=cond).sample, eps, reduction="none").mean((1, 2, 3))
-        loss = (min_snr_weight(a.flatten(), r.snr_gamma) * per_sample).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
+        loss = noise_prediction_loss(unet, x0, t, eps, alphas_cumprod, cond, r.snr_gamma)
+        optimise(opt, loss, clip=unet.parameters())
         update_average(ema, unet, step, r.ema_decay)
         step += 1
         seconds += time.perf_counter() - t0

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .configs import PICTURE_SIZE, VAE_CONFIG, DecoderRecipe, VaeRecipe
 from .data import EVAL_SEED0, TRAIN_SEED0, cached_pictures, psnr, random_crops, render_pictures, to_tensor
-from .training import Checkpoint, cosine_lr
+from .training import Checkpoint, cosine_lr, optimise
 
 
 def lr_at(step: int, r: VaeRecipe) -> float:
@@ -72,9 +72,7 @@ def _fit(vae: AutoencoderKL, opt, gen: torch.Generator, ckpt: Checkpoint, val: t
         for g in opt.param_groups:
             g["lr"] = lr
         loss, terms = loss_at(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimise(opt, loss)
         step += 1
         seconds += time.perf_counter() - t0
         bar.update(1)
