@@ -357,13 +357,19 @@ def unet(args) -> None:
         AutoencoderKL.from_pretrained(TOY_WEIGHTS / "vae", torch_dtype=torch.float32).save_pretrained(components / "vae")
         tower = args.text_encoder or TOY_WEIGHTS / "text_encoder"
         CLIPTextModel.from_pretrained(tower, dtype=torch.float32).save_pretrained(components / "text_encoder")
-    recipe = replace(configs.UnetRecipe(), pictures=args.pictures, steps=args.steps, restarts=0, warmup=100)
+    if args.continue_shipped:  # the shipped UNet, one more warm-restart cycle of --steps on this text tower
+        recipe = replace(configs.UnetRecipe(), pictures=args.pictures, restarts=1, restart_steps=args.steps)
+        start_from = TOY_WEIGHTS / "unet"
+    else:  # from scratch: the first cosine cycle of the shipped recipe, --steps long
+        recipe = replace(configs.UnetRecipe(), pictures=args.pictures, steps=args.steps, restarts=0, warmup=100)
+        start_from = None
     out = workdir / "unet"
     t0 = time.perf_counter()
-    unet_stage.train(workdir, out, recipe, components=components, progress=True)
+    unet_stage.train(workdir, out, recipe, components=components, progress=True, start_from=start_from)
     minutes = (time.perf_counter() - t0) / 60
     pipe = _pipeline(str(out), str(components / "text_encoder"))
-    record("unet", world=args.world, text_encoder=args.text_encoder or "shipped", steps=args.steps, pictures=args.pictures, batch=recipe.batch,
+    record("unet", world=args.world, text_encoder=args.text_encoder or "shipped",
+           start="the shipped UNet" if args.continue_shipped else "scratch", steps=args.steps, pictures=args.pictures, batch=recipe.batch,
            minutes_this_process=round(minutes, 1), t2i=t2i(pipe, args.n_t2i), hears=hears_kind(pipe, args.n_hears))
 
 
@@ -434,6 +440,9 @@ def main(argv=None) -> None:
         sub.choices[name].add_argument("--workdir", required=True)
         sub.choices[name].add_argument("--steps", type=int, required=name != "text", default=300)
         sub.choices[name].add_argument("--pictures", type=int, default=10_000)
+    sub.choices["unet"].add_argument("--continue-shipped", action="store_true",
+                                     help="continue the shipped UNet for --steps (one warm restart) instead of "
+                                     "training from scratch")
     sub.choices["text"].add_argument("--variant", default="separate", choices=("shipped", "random", "separate"))
     sub.choices["text"].add_argument("--batch", type=int, default=64)
     sub.choices["text"].add_argument("--lr", type=float, default=2e-4)
