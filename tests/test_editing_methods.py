@@ -11,6 +11,7 @@ import pytest
 import torch
 from editlab import ddim, editing, inversion, masactrl, methods, pix2pix_zero, pnp
 from editlab.attention import AttentionStore, Compose, attention_layers
+from editlab.world.vocab import STYLE_WORDS
 
 torch.set_num_threads(1)
 STEPS = 5
@@ -166,6 +167,17 @@ def test_template_sentences_are_seeded_and_pair_their_contexts():
     assert "an orange cat" in " ".join(pix2pix_zero.template_sentences("orange cat", 50, torch.Generator().manual_seed(0)))
     with pytest.raises(ValueError, match="non-empty string"):
         pix2pix_zero.template_sentences(" ", 5, torch.Generator().manual_seed(0))
+
+
+def test_style_sentences_name_the_style_and_pair_their_contexts():
+    pencil = pix2pix_zero.style_sentences("pencil", 30, torch.Generator().manual_seed(3))
+    assert pencil == pix2pix_zero.style_sentences("pencil", 30, torch.Generator().manual_seed(3))
+    assert len(set(pencil)) == 30 and all(any(s.startswith(p + " ") for p in STYLE_WORDS["pencil"]) for s in pencil)
+    oil = pix2pix_zero.style_sentences("oil", 30, torch.Generator().manual_seed(3))
+    swap = dict(zip(STYLE_WORDS["oil"], STYLE_WORDS["pencil"]))  # phrase i of one style for phrase i of the other
+    assert [next(swap[p] + s.removeprefix(p) for p in STYLE_WORDS["oil"] if s.startswith(p + " ")) for s in oil] == pencil
+    with pytest.raises(ValueError, match="unknown style 'crayon'"):
+        pix2pix_zero.style_sentences("crayon", 5, torch.Generator().manual_seed(0))
 
 
 def test_changed_phrases():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from editlab.bench.format import bracketed_spans, strip_brackets
-from editlab.world.edits import EDIT_TYPES, Edit, bracket, kind_translation, make_edit
-from editlab.world.vocab import KINDS
+from editlab.world.edits import EDIT_TYPES, Edit, bracket, kind_translation, make_edit, style_translation
+from editlab.world.vocab import KINDS, STYLE_WORDS
 
 PER_TYPE = 150  # edits of every type, at four sizes
 
@@ -138,3 +138,27 @@ def test_kind_translation_turns_one_object_into_the_new_kind_and_keeps_the_rest(
 def test_kind_translation_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
         kind_translation(0, *args)
+
+
+@pytest.mark.parametrize("kind", ["car", "zebra", "person", "bird"])
+def test_style_translation_redraws_the_same_scene_in_the_new_style(kind):
+    for seed in range(10):
+        e = style_translation(seed, kind, "pencil", "oil")
+        assert (e.source.style, e.target.style) == ("pencil", "oil")
+        assert e.source.things == e.target.things and e.source.background == e.target.background
+        assert e.source.things[0].kind == kind
+        a, b = strip_brackets(e.original_prompt), strip_brackets(e.editing_prompt)
+        (i,) = [i for i, p in enumerate(STYLE_WORDS["pencil"]) if a.startswith(p + " ")]  # the style's phrase opens it ...
+        assert b.startswith(STYLE_WORDS["oil"][i] + " ")  # ... worded alike in both prompts ...
+        assert a.removeprefix(STYLE_WORDS["pencil"][i]) == b.removeprefix(STYLE_WORDS["oil"][i])  # ... and the rest is the same
+        r = e.render(128)
+        assert r.mask.all() and np.abs(r.source.astype(int) - r.target.astype(int)).max() > 0
+    assert style_translation(3, kind, "pencil", "oil") == style_translation(3, kind, "pencil", "oil")
+
+
+@pytest.mark.parametrize("args, message", [(("unicorn", "pencil", "oil"), "unknown kind 'unicorn'"),
+                                           (("cat", "crayon", "oil"), "unknown style 'crayon'"),
+                                           (("cat", "oil", "oil"), "two different styles")])
+def test_style_translation_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        style_translation(0, *args)

@@ -51,8 +51,11 @@ QUICK = {
         {"06_claims", "06_qualitative"},
         ["10 edits x 10 methods scored", "| direct+p2p vs ddim+p2p |", "StyleDiffusion + P2P (not implemented"]),
     "07_pix2pix_zero.ipynb": (
-        {"STEPS": 10, "PICTURES": 3, "SENTENCES": 16, "REG_ITERATIONS": 2, "REG_ROLLS": 2},
-        {"07_noise_statistics", "07_with_and_without_guidance"}),
+        {"STEPS": 10, "PICTURES": 3, "SENTENCES": 16, "REG_ITERATIONS": 2, "REG_ROLLS": 2, "ATTENTION_PICTURES": 1,
+         "FAILURE_PICTURES": 2},
+        {"07_noise_statistics", "07_attention_with_and_without_guidance", "07_with_and_without_guidance",
+         "07_where_it_fails"},
+        ["the written-out edit equals pix2pix_zero.edit"]),
     "08_imagic.ipynb": (
         {"STEPS": 10, "EMBEDDING_STEPS": 20, "UNET_STEPS": 10, "ETAS": [0.0, 0.6, 1.0], "PICTURES": 2,
          "EDIT_ETAS": [0.6, 0.8], "NOISE_SEEDS": [1, 2], "TARGETS": ["pose", "colour"]},

@@ -44,7 +44,7 @@ from .editing import Edited, check_together
 from .inversion import Inverted
 from .models import decode_latents, encode_prompts
 from .world.captions import article
-from .world.vocab import BACKGROUND_WORDS, STYLE_WORDS
+from .world.vocab import BACKGROUND_WORDS, KINDS, STYLE_WORDS
 
 # -- edit directions -------------------------------------------------------------------------------
 # Every template holds a style ("a photo of"), the phrase with a word before it, and a place. The
@@ -88,6 +88,34 @@ def template_sentences(phrase: str, n: int, generator: torch.Generator) -> list[
             following = text.split("{a} ", 1)[1].split()[0]
             a = article(phrase if following == "{phrase}" else following)
         sentences.append(text.format(style=STYLES[style], a=a, phrase=phrase, place=PLACES[place]))
+    return sentences
+
+
+def style_sentences(style: str, n: int, generator: torch.Generator) -> list[str]:
+    """``n`` different sentences in the world's ``style`` ("pencil", "oil"): ``TEMPLATES`` x the style's
+    phrases ("a pencil sketch of", ...) x the world's kinds x ``PLACES``, drawn by ``generator``.
+
+    :func:`template_sentences` puts its phrase where the object goes, so it cannot name a style ("a photo
+    of a pencil sketch"); here the style fills the style's slot and the object varies. Every style has as
+    many phrases, so two calls with generators seeded alike pick the same contexts (the same template,
+    phrase number, kind and place): the two styles' sentences differ only in the style."""
+    if style not in STYLE_WORDS:
+        raise ValueError(f"unknown style {style!r}; the world's styles are {', '.join(STYLE_WORDS)}")
+    phrases, kinds = STYLE_WORDS[style], sorted(KINDS)
+    total = len(TEMPLATES) * len(phrases) * len(kinds) * len(PLACES)
+    if not 1 <= n <= total:
+        raise ValueError(f"n must be 1 to {total} (the number of template x phrase x kind x place combinations), got {n}")
+    sentences = []
+    for index in torch.randperm(total, generator=generator)[:n].tolist():
+        template, rest = divmod(index, len(phrases) * len(kinds) * len(PLACES))
+        phrase, rest = divmod(rest, len(kinds) * len(PLACES))
+        kind, place = divmod(rest, len(PLACES))
+        text = TEMPLATES[template]
+        a = ""
+        if "{a}" in text:  # "a" or "an", for the word that follows it
+            following = text.split("{a} ", 1)[1].split()[0]
+            a = article(kinds[kind] if following == "{phrase}" else following)
+        sentences.append(text.format(style=phrases[phrase], a=a, phrase=kinds[kind], place=PLACES[place]))
     return sentences
 
 

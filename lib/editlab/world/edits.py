@@ -215,6 +215,27 @@ def kind_translation(seed: int, source_kind: str, target_kind: str, style: str =
                 regions=(Region("thing", 0, 0),))
 
 
+def style_translation(seed: int, kind: str, source_style: str, target_style: str) -> Edit:
+    """pix2pix-zero's style task ("sketch -> oil pastel"): a picture of one ``kind`` object drawn from
+    ``seed`` in ``source_style``, and the same scene in ``target_style``. The prompts differ only in the
+    style's phrase (worded alike: "a pencil sketch of" -> "an oil painting of"); the edit may touch every pixel."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; the world's kinds are {', '.join(KINDS)}")
+    for name in (source_style, target_style):
+        if name not in STYLES:
+            raise ValueError(f"unknown style {name!r}; the world's styles are {', '.join(STYLES)}")
+    if source_style == target_style:
+        raise ValueError(f"the styles are both {source_style!r}: choose two different styles")
+    rng = random.Random(f"style:{kind}:{source_style}:{target_style}:{seed}")
+    source = Scene(background=rng.choice(BACKGROUNDS), style=source_style,
+                   things=place([sample_thing(rng, kind=kind)], rng)).validate()
+    target = replace(source, style=target_style)
+    wording = Wording.sample(rng)
+    original, editing = bracket(caption(source, wording), caption(target, wording))
+    return Edit(edit_type=9, source=source, target=target, original_prompt=original, editing_prompt=editing,
+                instruction=f"turn it into {STYLE_NOUNS[target_style]}", blended_word="", regions=(Region("all"),))
+
+
 def _change_content(scene, rng):
     i = _pick(rng, _objects_with(scene, lambda t: len(KINDS[t.kind].extras) > 1))
     t = scene.things[i]
