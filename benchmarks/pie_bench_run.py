@@ -3,13 +3,13 @@
     python benchmarks/pie_bench_run.py [--per-type 10] [--bench DIR] [--out DIR] [--batch 8] [--edit-batch 4] [--model toy]
 
 Exports our world as a PIE-Bench folder (``--per-type`` edits of each of the ten types) unless ``--bench``
-already holds one, runs the ten methods notebook 06 reports (four inversions with Prompt-to-Prompt; DDIM and
+already holds one, runs the ten methods notebook 07 reports (four inversions with Prompt-to-Prompt; DDIM and
 Direct Inversion with MasaCtrl, pix2pix-zero and Plug-and-Play) from scratch into ``--out``, scores them, and
 prints the wall time of each phase and each method's seconds and UNet calls per edit (its picture's
 inversion, shared by the methods that use it and amortised over the pictures inverted together, plus its
 edit). ``--out`` must not hold edited pictures: a resumed run would not measure the full run.
 
-Notebook 06 with ``FULL = True`` (what ``make reproduce`` runs) reads ``data/06_pie_bench/full``; pointing
+Notebook 07 with ``FULL = True`` (what ``make reproduce`` runs) reads ``data/07_pie_bench/full``; pointing
 ``--out`` there (the default) lets the notebook reuse this run instead of repeating it.
 """
 
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-type", type=int, default=10)
-    parser.add_argument("--bench", type=Path, default=None, help="default: data/06_pie_bench/bench_<per-type>")
-    parser.add_argument("--out", type=Path, default=ROOT / "data/06_pie_bench/full")
+    parser.add_argument("--bench", type=Path, default=None, help="default: data/07_pie_bench/bench_<per-type>")
+    parser.add_argument("--out", type=Path, default=ROOT / "data/07_pie_bench/full")
     parser.add_argument("--methods", default=",".join(TABLE_1))
     parser.add_argument("--batch", type=int, default=8, help="pictures inverted together in one UNet batch")
     parser.add_argument("--edit-batch", type=int, default=4, help="edits run together in one UNet batch")
@@ -49,7 +49,7 @@ def main() -> int:
     from editlab.models import load_pipeline, paper_settings
 
     settings = paper_settings(args.model)
-    bench = args.bench or ROOT / f"data/06_pie_bench/bench_{args.per_type}"
+    bench = args.bench or ROOT / f"data/07_pie_bench/bench_{args.per_type}"
     start = time.perf_counter()
     if not (bench / "mapping_file.json").exists():
         export(bench, per_type=args.per_type, size=settings.size, seed=0)

@@ -46,39 +46,44 @@ QUICK = {
         {"FULL": False, "STEPS": 10, "DRIFT_PICTURES": 1},
         {"05_source_branch_drift", "05_p2p_with_and_without_direct", "05_local_blend_threshold", "05_null_edit",
          "05_picture_of_your_own"}),
-    "06_pie_bench.ipynb": (
+    "07_pie_bench.ipynb": (
         {"FULL": False, "STEPS": 10, "DATA": "{tmp}/data"},
-        {"06_claims", "06_qualitative"},
+        {"07_claims", "07_qualitative"},
         ["10 edits x 10 methods scored", "| direct+p2p vs ddim+p2p |", "StyleDiffusion + P2P (not implemented"]),
-    "07_pix2pix_zero.ipynb": (
+    "08_pix2pix_zero.ipynb": (
         {"STEPS": 10, "PICTURES": 3, "SENTENCES": 16, "REG_ITERATIONS": 2, "REG_ROLLS": 2, "ATTENTION_PICTURES": 1,
          "FAILURE_PICTURES": 2},
-        {"07_noise_statistics", "07_attention_with_and_without_guidance", "07_with_and_without_guidance",
-         "07_where_it_fails"},
+        {"08_noise_statistics", "08_attention_with_and_without_guidance", "08_with_and_without_guidance",
+         "08_where_it_fails"},
         ["the written-out edit equals pix2pix_zero.edit"]),
-    "08_imagic.ipynb": (
+    "09_imagic.ipynb": (
         {"STEPS": 10, "EMBEDDING_STEPS": 20, "UNET_STEPS": 10, "ETAS": [0.0, 0.6, 1.0], "PICTURES": 2,
          "EDIT_ETAS": [0.6, 0.8], "NOISE_SEEDS": [1, 2], "TARGETS": ["pose", "colour"]},
-        {"08_losses", "08_interpolation", "08_seeds", "08_several_texts", "08_tradeoff"},
+        {"09_losses", "09_interpolation", "09_seeds", "09_several_texts", "09_tradeoff"},
         ["Adam steps written out = imagic.fit"]),
-    "09_instructpix2pix_data.ipynb": (
+    "10_instructpix2pix_data.ipynb": (
         {"STEPS": 10, "SHOWN_TYPES": [1, 5], "FILTER_PAIRS": 2, "SAMPLES": 2, "REFERENCE_PAIRS": 50, "DATA_PAIRS": 2,
          "DATA": "{tmp}/data"},
-        {"09_with_and_without_p2p", "09_filter_scores", "09_kept_and_dropped"},
+        {"10_with_and_without_p2p", "10_filter_scores", "10_kept_and_dropped"},
         ["make_data agrees with section 3 on caption pairs 0-1"]),
-    "10_instructpix2pix.ipynb": (
+    "11_instructpix2pix.ipynb": (
         {"STEPS": 10, "EDITS": 7, "TRAIN_PAIRS": 8, "TRAIN_STEPS": 5, "TRAIN_BATCH": 2, "IMAGE_SCALES": [1.0, 1.5],
          "STRENGTHS": [0.5], "GRID_TEXT_SCALES": [3.0, 7.5], "GRID_IMAGE_SCALES": [1.0, 1.5], "GRID_EDIT": 3,
          "WORK": "{tmp}/work"},
         # Fig. 10 is drawn from the committed records of tools/ip2p_experiments.sh
-        {"10_training_loss", "10_edits", "10_scales_grid", "10_fig8_curve", "10_fig10_ablations"},
+        {"11_training_loss", "11_edits", "11_scales_grid", "11_fig8_curve", "11_fig10_ablations"},
         ["7 held-out edits"]),
-    "11_four_papers_one_benchmark.ipynb": (
+    "12_four_papers_one_benchmark.ipynb": (
         {"PER_TYPE": 1, "TYPES": [6], "STEPS": 10, "ROWS": ["ddim+p2p", "direct+p2p"],
          "IMAGIC": {"embedding_steps": 20, "unet_steps": 10},
          "DATA": "{tmp}/data"},
-        {"11_asked_and_kept", "11_edits"},
+        {"12_asked_and_kept", "12_edits"},
         ["1 edits x 5 methods scored"]),
+    "06_masactrl_and_plug_and_play.ipynb": (
+        {"STEPS": 10, "NOISES": 1, "SHOWN": 1, "START_FRACTIONS": [0.0, 0.1]},
+        {"06_masactrl_non_rigid", "06_masactrl_when_and_where", "06_pnp_structure", "06_masactrl_where_it_fails"},
+        ["the written-out MasaCtrl equals editlab.masactrl.paper_controller",
+         "the written-out Plug-and-Play equals editlab.pnp.paper_controller"]),
 }
 
 

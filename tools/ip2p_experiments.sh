@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The InstructPix2Pix measurements that docs/instructpix2pix.md and notebook 10 report, one command each, one
+# The InstructPix2Pix measurements that docs/instructpix2pix.md and notebook 11 report, one command each, one
 # thread, resumable (a finished training is skipped; evaluations append one JSON line each to data/ip2p/eval/).
-# Its lines, collected (cp data/ip2p/eval/fig10.jsonl docs/instructpix2pix-experiments.jsonl), are what notebook 10
+# Its lines, collected (cp data/ip2p/eval/fig10.jsonl docs/instructpix2pix-experiments.jsonl), are what notebook 11
 # section 8 draws. Needs the datasets of `python -m editlab.ip2p data` (generated, 91 caption pairs) and `... oracle` (3,000 pairs)
 # under data/ip2p/. About 90 minutes on a 2-core CPU.
 set -euo pipefail
@@ -27,6 +27,6 @@ train exact-3000 --data $D/oracle
 train exact-214  --data $D/oracle --limit 214
 train generated-214 --data $D/generated
 
-# Fig. 8 at the shipped setting: the shipped editor and SDEdit (notebook 10 sweeps both scales).
+# Fig. 8 at the shipped setting: the shipped editor and SDEdit (notebook 11 sweeps both scales).
 evaluate --model toy-instruct-pix2pix --image-scale 1.5 --record $E/fig10.jsonl
 evaluate --model sdedit --strength 0.5 --record $E/fig10.jsonl

@@ -3,7 +3,7 @@
     python tools/run_notebooks.py notebooks/00_the_world.ipynb [...] [-p NAME VALUE ...]
 
 A parameter goes to the notebooks that declare it in their ``parameters`` cell (``-p FULL False`` runs
-notebooks 05 and 06 at their quick setting instead of the committed full one). Each notebook runs in its own
+notebooks 05 and 07 at their quick setting instead of the committed full one). Each notebook runs in its own
 folder (so it finds ../figures) and is replaced only when it ran to the end: a failing notebook leaves the
 committed one untouched. Widget state is stripped
 (it bloats the file and the pictures are in the outputs).

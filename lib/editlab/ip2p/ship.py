@@ -103,5 +103,5 @@ examples of the world. The VAE, text encoder, tokenizer and scheduler are the te
 {training}
 
 What it does and does not do, measured on held-out edits against SDEdit: `docs/instructpix2pix.md` and
-notebook 10. Made with `python -m editlab.ip2p oracle`, `train` and `ship` (see `docs/instructpix2pix.md`).
+notebook 11. Made with `python -m editlab.ip2p oracle`, `train` and `ship` (see `docs/instructpix2pix.md`).
 """

@@ -146,7 +146,7 @@ class UnetRecipe:
 
 
 # Settings of the benchmark's per-picture methods on the tiny model (python -m editlab.bench run --model toy):
-# Imagic's optimisations as notebook 08 runs them (the paper's 1,000 / 1,500 steps at 2e-3 / 5e-7 are for SD's
+# Imagic's optimisations as notebook 09 runs them (the paper's 1,000 / 1,500 steps at 2e-3 / 5e-7 are for SD's
 # 860M-parameter UNet; the tiny one, trained at 5e-4, needs larger steps and fewer of them).
 TOY_METHOD_SETTINGS = {
     "imagic": {"embedding_steps": 200, "embedding_lr": 1e-2, "unet_steps": 100, "unet_lr": 1e-5},
