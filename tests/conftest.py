@@ -1,11 +1,21 @@
 """Shared fixtures: a randomly initialised pipeline of the tiny model's exact shape (no trained weights needed)."""
 
+import os
+
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from editlab.toy.configs import SCHEDULER_CONFIG, UNET_CONFIG, VAE_CONFIG
 from editlab.toy.tokenizer import world_tokenizer
 from transformers import CLIPTextConfig, CLIPTextModel
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker takes its share of the cores: two workers with every core each would fight
+    over them (PyTorch's threads wait for each other), which makes the whole run slower, not faster."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ TINY = {
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     work = tmp_path_factory.mktemp("toy")
-    torch.set_num_threads(2)
     for stage, settings in TINY.items():
         train_stage(stage, work, settings)
     return work
