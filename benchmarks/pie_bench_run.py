@@ -47,6 +47,7 @@ def main() -> int:
     from editlab.bench import export, load
     from editlab.bench.run import edit_all, read_times, run
     from editlab.models import load_pipeline, paper_settings
+    from editlab.toy.backbones import toy_backbones
 
     settings = paper_settings(args.model)
     bench = args.bench or ROOT / f"data/07_pie_bench/bench_{args.per_type}"
@@ -63,7 +64,7 @@ def main() -> int:
     scored = time.perf_counter()
 
     print(f"{len(items)} edits x {len(methods)} methods, {settings.steps} steps, w = {settings.guidance}, "
-          f"inversion batch {args.batch}, edit batch {args.edit_batch}, backbones: {metrics.available_backbones().names}")
+          f"inversion batch {args.batch}, edit batch {args.edit_batch}, backbones: {metrics.available_backbones(args.device, stand_ins=toy_backbones).names}")
     print(f"export {exported - start:8.1f} s")
     print(f"edit   {edited - exported:8.1f} s")
     print(f"score  {scored - edited:8.1f} s")

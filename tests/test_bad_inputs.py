@@ -589,7 +589,7 @@ def test_pictures_of_another_size_need_resize_and_are_scored_at_the_size_edited(
         edit_all(random_pipe, load(big), ["ddim+p2p"], tmp_path / "run", **STEPS)
     assert not (tmp_path / "run").exists()
     monkeypatch.setattr("editlab.bench.run.load_pipeline", lambda *a, **k: random_pipe)
-    monkeypatch.setattr("editlab.bench.run.metrics.available_backbones", plain_backbones)
+    monkeypatch.setattr("editlab.bench.run.metrics.available_backbones", lambda *a, **k: plain_backbones())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning about stale edits on a fresh run
         summary = run(big, ["ddim+p2p"], tmp_path / "run", model="a-random-model", steps=2, guidance=7.5,

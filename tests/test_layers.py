@@ -12,9 +12,8 @@ ROOT = Path(editlab.__file__).parent
 METHOD_LAYER = ("ddim", "inversion", "attention", "p2p", "masactrl", "pnp", "pix2pix_zero", "imagic", "editing",
                 "methods", "metrics", "sdedit", "interpolation", "noise_regularisation")
 # Imports of the world or the toy that the method layer still makes, to be moved out (and only ever shrink):
-# the toy's stand-in backbones and the oracle's edit judgement (metrics), pix2pix-zero's sentence templates.
-STILL_TO_MOVE = {"editlab.metrics": {"editlab.toy.clip", "editlab.toy.oracle"},
-                 "editlab.pix2pix_zero": {"editlab.world.captions", "editlab.world.vocab"}}
+# pix2pix-zero's sentence templates.
+STILL_TO_MOVE = {"editlab.pix2pix_zero": {"editlab.world.captions", "editlab.world.vocab"}}
 
 
 def modules() -> dict[str, Path]:

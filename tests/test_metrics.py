@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from editlab import metrics
+from editlab.toy.oracle import judged_attributes, oracle_edit_judgement
 
 
 def pictures_and_mask():
@@ -94,7 +95,7 @@ class ReadsTheTarget:
         self.edits = edits
 
     def read(self, pictures):
-        return [metrics.judged_attributes(e.target) for e in self.edits]
+        return [judged_attributes(e.target) for e in self.edits]
 
 
 def test_the_oracle_judgement_counts_asked_and_kept_attributes():
@@ -102,14 +103,14 @@ def test_the_oracle_judgement_counts_asked_and_kept_attributes():
 
     edits = [e for e in (make_edit(s, 6) for s in range(40)) if len(e.source.things) == 1][:2]
     pictures = torch.zeros(len(edits), 3, 8, 8)
-    judged = metrics.oracle_edit_judgement(ReadsTheTarget(edits), pictures, edits)
+    judged = oracle_edit_judgement(ReadsTheTarget(edits), pictures, edits)
     assert judged == [{"asked": 1.0, "kept": 1.0}] * len(edits)
 
     class ReadsTheSource(ReadsTheTarget):
         def read(self, pictures):
-            return [metrics.judged_attributes(e.source) for e in self.edits]
+            return [judged_attributes(e.source) for e in self.edits]
 
-    judged = metrics.oracle_edit_judgement(ReadsTheSource(edits), pictures, edits)
+    judged = oracle_edit_judgement(ReadsTheSource(edits), pictures, edits)
     assert all(j["asked"] == 0.0 and j["kept"] == 1.0 for j in judged)  # nothing was edited
 
 

@@ -135,56 +135,9 @@ class Backbones:
         self.keys, self.perceptual, self.clip_score, self.names = keys, perceptual, clip_score, names
 
 
-def _oracle_features(oracle, pictures: torch.Tensor) -> list[torch.Tensor]:
-    """The oracle CNN's feature maps after its stem and each block (n, c, h, w), for pictures in [0, 1]."""
-    x, out = pictures * 2 - 1, []
-    for layer in oracle.features:
-        x = layer(x)
-        out.append(x)
-    return out
-
-
-def toy_backbones(weights=None) -> Backbones:
-    """Stand-ins from the tiny model (for when the official backbones are not on this machine):
-
-    * structure: cosine self-similarity of the attribute oracle's feature maps after its first block
-      (16 x 16 tokens at 128 px), in place of DINO ViT-B/8's last-layer keys;
-    * perceptual: LPIPS's form (unit-normalised channels, squared differences, spatial mean, summed over
-      layers) on the oracle's feature maps, with equal weights instead of LPIPS's learned ones;
-    * CLIP: the tiny model's own CLIP (128 px, trained on the world's captions).
-    """
-    from transformers import CLIPTokenizer
-
-    from .models import TOY_WEIGHTS
-    from .toy.clip import load_clip
-    from .toy.oracle import Oracle
-
-    weights = TOY_WEIGHTS if weights is None else weights
-    oracle = Oracle.load(weights / "oracle")
-    clip = load_clip(weights)
-    tokenizer = CLIPTokenizer.from_pretrained(weights / "tokenizer")
-
-    @torch.no_grad()
-    def keys(pictures):
-        f = _oracle_features(oracle, pictures)[1]  # (n, c, 16, 16) at 128 px
-        return f.flatten(2).transpose(1, 2)
-
-    @torch.no_grad()
-    def perceptual(a, b):
-        total = torch.zeros(len(a))
-        for fa, fb in zip(_oracle_features(oracle, a), _oracle_features(oracle, b)):
-            na = torch.nn.functional.normalize(fa, dim=1)
-            nb = torch.nn.functional.normalize(fb, dim=1)
-            total += (na - nb).pow(2).sum(1).mean(dim=(1, 2))
-        return total
-
-    return Backbones(keys, perceptual, _clip_scorer(clip, tokenizer, size=clip.config.vision_config.image_size, normalise=None),
-                     {"structure": "oracle CNN features (stand-in for DINO ViT-B/8)",
-                      "perceptual": "oracle CNN features, unit weights (stand-in for LPIPS-SqueezeNet)",
-                      "clip": "the tiny model's CLIP (stand-in for CLIP ViT-L/14)"})
-
-
-def _clip_scorer(clip, tokenizer, size: int, normalise):
+def clip_scorer(clip, tokenizer, size: int, normalise):
+    """A ``clip_score(pictures in [0, 1], prompts) -> (n,)`` from a transformers CLIPModel and its tokenizer:
+    pictures resized to ``size``, then mapped by ``normalise`` (None: to [-1, 1])."""
     @torch.no_grad()
     def clip_score(pictures: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         x = torch.nn.functional.interpolate(pictures, size=(size, size), mode="bicubic", align_corners=False) \
@@ -234,7 +187,7 @@ def official_backbones(device: str = "cpu") -> Backbones:
     except Exception as e:  # noqa: BLE001 - any missing piece means: use the stand-ins
         raise OSError(f"the official PIE-Bench backbones are not available here ({type(e).__name__}: {e}). "
                       f"On a machine with internet access: huggingface-cli download {DINO}; huggingface-cli download "
-                      f"{CLIP_L14}; pip install torchvision (LPIPS's SqueezeNet). Otherwise use toy_backbones().") from None
+                      f"{CLIP_L14}; pip install torchvision (LPIPS's SqueezeNet). Otherwise give stand-ins (available_backbones(stand_ins=...)).") from None
 
     imagenet = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     clip_norm = torch.tensor([0.4815, 0.4578, 0.4082]).view(1, 3, 1, 1), torch.tensor([0.2686, 0.2613, 0.2758]).view(1, 3, 1, 1)
@@ -248,16 +201,19 @@ def official_backbones(device: str = "cpu") -> Backbones:
         return torch.stack([lpips(a[i:i + 1].to(device), b[i:i + 1].to(device)).cpu() for i in range(len(a))])
 
     return Backbones(keys, perceptual,
-                     _clip_scorer(clip, tokenizer, size=224, normalise=lambda x: (x - clip_norm[0]) / clip_norm[1]),
+                     clip_scorer(clip, tokenizer, size=224, normalise=lambda x: (x - clip_norm[0]) / clip_norm[1]),
                      {"structure": DINO, "perceptual": "LPIPS (SqueezeNet)", "clip": CLIP_L14})
 
 
-def available_backbones(device: str = "cpu", weights=None) -> Backbones:
-    """The official backbones when this machine has them, else the tiny model's stand-ins."""
+def available_backbones(device: str = "cpu", stand_ins=None) -> Backbones:
+    """The official backbones when this machine has them, else ``stand_ins()`` (for the tiny model:
+    :func:`editlab.toy.backbones.toy_backbones`). Without stand-ins, the OSError says what is missing."""
     try:
         return official_backbones(device)
     except OSError:
-        return toy_backbones(weights)
+        if stand_ins is None:
+            raise
+        return stand_ins()
 
 
 # The seven columns of Direct Inversion's Table 1, with the paper's scalings.
@@ -306,34 +262,3 @@ def pie_bench_metrics(edited, source, masks, target_prompts: list[str], backbone
         "CLIP whole": backbones.clip_score(a, target_prompts),
         "CLIP edited": backbones.clip_score(inside, target_prompts),
     }
-
-
-# -- what only a world with ground truth can measure: did the edit do what was asked? ------------------------
-GLOBAL_ATTRIBUTES = ("background", "style")
-
-
-def judged_attributes(scene) -> dict[str, str | None]:
-    """The attributes the oracle can judge in ``scene``: the background and style always, the object's
-    kind, colour, material, pose and accessory when there is exactly one object (the oracle reads one)."""
-    out = {"background": scene.background, "style": scene.style}
-    if len(scene.things) == 1:
-        t = scene.things[0]
-        out.update(kind=t.kind, colour=t.colour, material=t.material, pose=t.pose, extra=t.extra)
-    return out
-
-
-def oracle_edit_judgement(oracle, edited, edits) -> list[dict[str, float]]:
-    """Per edit: ``asked``, the fraction of the attributes the edit changes (source vs target scene) that the
-    oracle reads in the edited picture as the target has them; ``kept``, the fraction of the unchanged
-    attributes it reads as they were. NaN where there is nothing of the kind to judge (e.g. an object edit
-    in a scene of several objects: the oracle reads one object)."""
-    seen = oracle.read(unit_range(edited) * 2 - 1)
-    out = []
-    for read, e in zip(seen, edits):
-        src, tgt = judged_attributes(e.source), judged_attributes(e.target)
-        common = [a for a in src if a in tgt and src[a] is not None and tgt[a] is not None]
-        asked = [a for a in common if src[a] != tgt[a]]
-        kept = [a for a in common if src[a] == tgt[a]]
-        out.append({"asked": float(np.mean([read[a] == tgt[a] for a in asked])) if asked else math.nan,
-                    "kept": float(np.mean([read[a] == tgt[a] for a in kept])) if kept else math.nan})
-    return out

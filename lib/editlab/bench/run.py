@@ -51,7 +51,9 @@ from .. import inversion, metrics
 from ..methods import EDITORS, STANDALONE, instruct_model_for, parse_method
 from ..models import load_pipeline, model_card, paper_settings, picture_size, to_uint8, weights_digest
 from ..records import append_line, differences, read_record, write_atomically
+from ..toy.backbones import toy_backbones
 from ..toy.configs import TOY_METHOD_SETTINGS
+from ..toy.oracle import oracle_edit_judgement
 from .export import EDITS_FILE
 from .format import MAPPING_FILE
 from .load import BenchItem, load, resized
@@ -353,7 +355,7 @@ GROUND_TRUTH_COLUMNS = ("PSNR to truth in mask", "oracle: asked attribute", "ora
 def score_all(items: list[BenchItem], methods: list[str], out: Path, bench: Path,
               backbones: metrics.Backbones | None = None, oracle=None, batch: int = 16) -> dict[str, dict[str, list[float]]]:
     """Phase 2: per method and column, the value of every item (NaN where it cannot be measured)."""
-    backbones = backbones or metrics.available_backbones()
+    backbones = backbones or metrics.available_backbones(stand_ins=toy_backbones)
     edits = _world_edits(bench)
     times = read_times(out)
     scores: dict[str, dict[str, list[float]]] = {}
@@ -378,7 +380,7 @@ def score_all(items: list[BenchItem], methods: list[str], out: Path, bench: Path
                 truth = np.stack([i.ground_truth for i in chunk])
                 values["PSNR to truth in mask"] = metrics.edited_region_psnr(edited, truth, masks)
             if oracle is not None and all(i.id in edits for i in chunk):
-                judged = metrics.oracle_edit_judgement(oracle, edited, [edits[i.id] for i in chunk])
+                judged = oracle_edit_judgement(oracle, edited, [edits[i.id] for i in chunk])
                 values["oracle: asked attribute"] = torch.tensor([j["asked"] for j in judged])
                 values["oracle: kept attributes"] = torch.tensor([j["kept"] for j in judged])
             for column, v in values.items():
@@ -533,7 +535,7 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
         check_sizes(items, made_by.get("size"))
     if not score or not shard.is_main:  # the main process scores, once every process has saved its pictures
         return None
-    backbones = metrics.available_backbones()
+    backbones = metrics.available_backbones(stand_ins=toy_backbones)
     oracle = None
     if _world_edits(bench):  # a benchmark exported from the world: its attribute oracle can judge any model's edits
         from ..models import TOY_WEIGHTS

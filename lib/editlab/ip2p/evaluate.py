@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..metrics import oracle_edit_judgement
 from ..toy.data import psnr
+from ..toy.oracle import oracle_edit_judgement
 from ..world.edits import Edit, make_edit
 from .filter import ClipSimilarity
 from .text import check_types

@@ -13,6 +13,7 @@ like: slightly blurred), so it reads both.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from ..metrics import unit_range
 from ..world import render, sample_scene
 from ..world.scene import Scene
 from ..world.vocab import BACKGROUNDS, COLOURS, EXTRAS, KINDS, MATERIALS, POSES, STYLES
@@ -214,3 +216,34 @@ def train(workdir: Path, out: Path, r: OracleRecipe = OracleRecipe(), vae=None, 
         card["held_out_accuracy_vae_round_trip"] = accuracy(model, vae_round_trip(vae, x), held_out)
     model.save(out, **card)
     return model
+
+
+# -- what only a world with ground truth can measure: did the edit do what was asked? ------------------------
+GLOBAL_ATTRIBUTES = ("background", "style")
+
+
+def judged_attributes(scene) -> dict[str, str | None]:
+    """The attributes the oracle can judge in ``scene``: the background and style always, the object's
+    kind, colour, material, pose and accessory when there is exactly one object (the oracle reads one)."""
+    out = {"background": scene.background, "style": scene.style}
+    if len(scene.things) == 1:
+        t = scene.things[0]
+        out.update(kind=t.kind, colour=t.colour, material=t.material, pose=t.pose, extra=t.extra)
+    return out
+
+
+def oracle_edit_judgement(oracle, edited, edits) -> list[dict[str, float]]:
+    """Per edit: ``asked``, the fraction of the attributes the edit changes (source vs target scene) that the
+    oracle reads in the edited picture as the target has them; ``kept``, the fraction of the unchanged
+    attributes it reads as they were. NaN where there is nothing of the kind to judge (e.g. an object edit
+    in a scene of several objects: the oracle reads one object)."""
+    seen = oracle.read(unit_range(edited) * 2 - 1)
+    out = []
+    for read, e in zip(seen, edits):
+        src, tgt = judged_attributes(e.source), judged_attributes(e.target)
+        common = [a for a in src if a in tgt and src[a] is not None and tgt[a] is not None]
+        asked = [a for a in common if src[a] != tgt[a]]
+        kept = [a for a in common if src[a] == tgt[a]]
+        out.append({"asked": float(np.mean([read[a] == tgt[a] for a in asked])) if asked else math.nan,
+                    "kept": float(np.mean([read[a] == tgt[a] for a in kept])) if kept else math.nan})
+    return out
