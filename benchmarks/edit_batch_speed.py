@@ -19,6 +19,7 @@ from editlab import inversion, methods
 from editlab.bench.format import strip_brackets
 from editlab.models import load_pipeline, paper_settings
 from editlab.world.edits import make_edit
+from editlab.world.sentences import EDITOR_INPUTS
 
 
 def main() -> None:
@@ -48,7 +49,7 @@ def main() -> None:
             t0, out = time.perf_counter(), []
             for start in range(0, args.edits, b):
                 out += methods.edit_many_with(pipe, inverted[start:start + b], editor, targets[start:start + b],
-                                              blended[start:start + b])
+                                              blended[start:start + b], settings=EDITOR_INPUTS.get(editor))
             seconds[b] = (time.perf_counter() - t0) / args.edits
             finals[b] = torch.stack([e.latents[-1][1] for e in out])
         gap = max((finals[b] - finals[batches[0]]).abs().max().item() for b in batches)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from editlab import editing, inversion, methods
 from editlab.attention import AttentionController, AttentionStore, Stacked
+from editlab.world.sentences import template_sentences
 
 torch.set_num_threads(1)
 STEPS = 5
@@ -25,7 +26,7 @@ BLENDED = ["cat dog", "cat dog", "cat cat"]
 # up to 1.5e-4 with PyTorch's AVX2 kernels (ATEN_CPU_CAPABILITY=avx2), so 1e-3: still ten times below the 1e-2 by
 # which the three different edits differ (asserted below), so a mix-up of rows cannot pass.
 ROUNDING = dict(rtol=1e-3, atol=1e-3)
-FEW = {"sentences": 8}
+FEW = {"sentences": 8, "writer": template_sentences}
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from editlab import ddim, editing, inversion, masactrl, methods, pix2pix_zero, pnp
 from editlab.attention import AttentionStore, Compose, attention_layers
+from editlab.world.sentences import style_sentences, template_sentences
 from editlab.world.vocab import STYLE_WORDS
 
 torch.set_num_threads(1)
@@ -20,7 +21,7 @@ TARGET = "a photo of a pink dog sitting on the grass"
 # The controlled processors compute attention as diffusers' do, up to rounding, which guidance 7.5 amplifies: up to
 # 1.3e-4 with PyTorch's AVX2 kernels (ATEN_CPU_CAPABILITY=avx2), so 5e-4, half the 1e-3 that "differs" asks below.
 ROUNDING = dict(rtol=5e-4, atol=5e-4)
-FEW = {"sentences": 8}  # pix2pix-zero's sentence sets, kept small here
+FEW = {"sentences": 8, "writer": template_sentences}  # pix2pix-zero's sentence sets, kept small here
 
 
 @pytest.fixture(scope="module")
@@ -159,25 +160,25 @@ def test_pnp_inside_compose_still_injects_its_features(pipe, inverted):
 
 # -- pix2pix-zero ----------------------------------------------------------------------------------
 def test_template_sentences_are_seeded_and_pair_their_contexts():
-    cats = pix2pix_zero.template_sentences("cat", 20, torch.Generator().manual_seed(3))
-    assert cats == pix2pix_zero.template_sentences("cat", 20, torch.Generator().manual_seed(3))
+    cats = template_sentences("cat", 20, torch.Generator().manual_seed(3))
+    assert cats == template_sentences("cat", 20, torch.Generator().manual_seed(3))
     assert len(set(cats)) == 20 and all(" cat " in s for s in cats)
-    dogs = pix2pix_zero.template_sentences("dog", 20, torch.Generator().manual_seed(3))
+    dogs = template_sentences("dog", 20, torch.Generator().manual_seed(3))
     assert [s.replace(" dog ", " cat ") for s in dogs] == cats  # the same contexts, another word
-    assert "an orange cat" in " ".join(pix2pix_zero.template_sentences("orange cat", 50, torch.Generator().manual_seed(0)))
+    assert "an orange cat" in " ".join(template_sentences("orange cat", 50, torch.Generator().manual_seed(0)))
     with pytest.raises(ValueError, match="non-empty string"):
-        pix2pix_zero.template_sentences(" ", 5, torch.Generator().manual_seed(0))
+        template_sentences(" ", 5, torch.Generator().manual_seed(0))
 
 
 def test_style_sentences_name_the_style_and_pair_their_contexts():
-    pencil = pix2pix_zero.style_sentences("pencil", 30, torch.Generator().manual_seed(3))
-    assert pencil == pix2pix_zero.style_sentences("pencil", 30, torch.Generator().manual_seed(3))
+    pencil = style_sentences("pencil", 30, torch.Generator().manual_seed(3))
+    assert pencil == style_sentences("pencil", 30, torch.Generator().manual_seed(3))
     assert len(set(pencil)) == 30 and all(any(s.startswith(p + " ") for p in STYLE_WORDS["pencil"]) for s in pencil)
-    oil = pix2pix_zero.style_sentences("oil", 30, torch.Generator().manual_seed(3))
+    oil = style_sentences("oil", 30, torch.Generator().manual_seed(3))
     swap = dict(zip(STYLE_WORDS["oil"], STYLE_WORDS["pencil"]))  # phrase i of one style for phrase i of the other
     assert [next(swap[p] + s.removeprefix(p) for p in STYLE_WORDS["oil"] if s.startswith(p + " ")) for s in oil] == pencil
     with pytest.raises(ValueError, match="unknown style 'crayon'"):
-        pix2pix_zero.style_sentences("crayon", 5, torch.Generator().manual_seed(0))
+        style_sentences("crayon", 5, torch.Generator().manual_seed(0))
 
 
 def test_changed_phrases():
@@ -189,17 +190,18 @@ def test_changed_phrases():
 
 
 def test_edit_direction_shape_and_zero_for_identical_sets(pipe):
-    cats = pix2pix_zero.template_sentences("cat", 8, torch.Generator().manual_seed(0))
-    dogs = pix2pix_zero.template_sentences("dog", 8, torch.Generator().manual_seed(0))
+    cats = template_sentences("cat", 8, torch.Generator().manual_seed(0))
+    dogs = template_sentences("dog", 8, torch.Generator().manual_seed(0))
     direction = pix2pix_zero.edit_direction(pipe, cats, dogs)
     assert direction.shape == (77, 256) and direction.abs().max() > 0
     assert torch.equal(pix2pix_zero.edit_direction(pipe, cats, list(cats)), torch.zeros(77, 256))
-    assert methods.phrase_direction(pipe, "cat", "dog", 8) is methods.phrase_direction(pipe, "cat", "dog", 8)  # cached
+    assert methods.phrase_direction(pipe, "cat", "dog", template_sentences, 8) is \
+        methods.phrase_direction(pipe, "cat", "dog", template_sentences, 8)  # cached
 
 
 def test_the_guidance_step_lowers_the_attention_loss_and_moves_only_the_target(pipe, inverted):
     inv = inverted["ddim"]
-    direction = methods.prompt_direction(pipe, SOURCE, TARGET, sentences=8)
+    direction = methods.prompt_direction(pipe, SOURCE, TARGET, template_sentences, sentences=8)
     cond = torch.cat([inv.source_embedding, inv.source_embedding + direction[None]])
     uncond = inv.unconditional(0).expand(2, -1, -1)
     t = ddim.timesteps(pipe.scheduler, STEPS)[0]
@@ -214,7 +216,7 @@ def test_the_guidance_step_lowers_the_attention_loss_and_moves_only_the_target(p
 @pytest.mark.parametrize("method", ["ddim", "direct"])
 def test_pix2pix_zero_without_guidance_is_the_plain_edit_with_the_edited_prompt(pipe, inverted, method):
     inv = inverted[method]
-    direction = methods.prompt_direction(pipe, SOURCE, TARGET, sentences=8)
+    direction = methods.prompt_direction(pipe, SOURCE, TARGET, template_sentences, sentences=8)
     edited = pix2pix_zero.edit(pipe, inv, direction, xa_guidance=0.0, decode=False)
     cond = torch.cat([inv.source_embedding, inv.source_embedding + direction[None]])
     path, _ = editing.denoise(pipe, inv.latents[-1].expand(2, -1, -1, -1), cond, inv.unconditional, STEPS,
@@ -229,7 +231,7 @@ def test_pix2pix_zero_without_guidance_is_the_plain_edit_with_the_edited_prompt(
 
 def test_pix2pix_zero_official_offsets_move_the_target_too(pipe, inverted):
     inv = inverted["direct"]
-    direction = methods.prompt_direction(pipe, SOURCE, TARGET, sentences=8)
+    direction = methods.prompt_direction(pipe, SOURCE, TARGET, template_sentences, sentences=8)
     ours = pix2pix_zero.edit(pipe, inv, direction, decode=False)
     official = pix2pix_zero.edit(pipe, inv, direction, official_offsets=True, decode=False)
     assert editing.drift(inv, ours) == editing.drift(inv, official) == [0.0] * (STEPS + 1)

@@ -11,11 +11,6 @@ ROOT = Path(editlab.__file__).parent
 # tiny model know as arguments; they do not import them.
 METHOD_LAYER = ("ddim", "inversion", "attention", "p2p", "masactrl", "pnp", "pix2pix_zero", "imagic", "editing",
                 "methods", "metrics", "sdedit", "interpolation", "noise_regularisation")
-# Imports of the world or the toy that the method layer still makes, to be moved out (and only ever shrink):
-# pix2pix-zero's sentence templates.
-STILL_TO_MOVE = {"editlab.pix2pix_zero": {"editlab.world.captions", "editlab.world.vocab"}}
-
-
 def modules() -> dict[str, Path]:
     out = {}
     for path in ROOT.rglob("*.py"):
@@ -94,7 +89,7 @@ def test_the_method_layer_does_not_import_the_world_or_the_toy():
     g = graph()
     for name in (f"editlab.{m}" for m in METHOD_LAYER):
         reached = {t for t in g[name] if t.startswith(("editlab.world", "editlab.toy"))}
-        assert reached <= STILL_TO_MOVE.get(name, set()), f"{name} imports {sorted(reached)}"
+        assert not reached, f"{name} imports {sorted(reached)}"
 
 
 def test_pie_bench_constants_are_a_leaf():

@@ -88,10 +88,11 @@ def sd15_128(sd15):
 @pytest.mark.parametrize("method", ["direct+p2p", "ddim+masactrl", "direct+pnp", "direct+pix2pix-zero"])
 def test_every_editor_runs_on_sd15(sd15_128, method):
     from editlab import editing, inversion, methods
+    from editlab.world.sentences import template_sentences
 
     picture = (torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(2)) * 2 - 1)
     inverted = inversion.invert(sd15_128, picture, "a photo of a cat", method.split("+")[0], steps=2)
-    edited = methods.edit_with(sd15_128, inverted, method, "a photo of a dog", "cat dog", settings={"sentences": 2}
+    edited = methods.edit_with(sd15_128, inverted, method, "a photo of a dog", "cat dog", settings={"sentences": 2, "writer": template_sentences}
                                if "pix2pix" in method else None)
     assert edited.pictures.shape == (2, 3, 128, 128) and torch.isfinite(edited.pictures).all()
     if inverted.direct:

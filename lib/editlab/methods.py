@@ -105,51 +105,67 @@ def run_pnp(pipe, inverted: list[Inverted], target_prompts: list[str], blended_w
     return _controlled(pipe, inverted, target_prompts, guidance, lambda inv, target, j: pnp.paper_controller(pipe.unet, **s))
 
 
-# directions by text encoder (dropped with it), then by (source phrase, target phrase, sentences, seed)
+# A sentence writer: (phrase, n, generator) -> n sentences containing the phrase, the contexts drawn by the generator
+# alike for every phrase (the paper: GPT-3; the world: editlab.world.sentences.template_sentences).
+SentenceWriter = Callable[[str, int, torch.Generator], list[str]]
+# directions by text encoder (dropped with it), then by (writer, source phrase, target phrase, sentences, seed)
 _DIRECTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def phrase_direction(pipe, source_phrase: str, target_phrase: str, sentences: int = 100, seed: int = 0) -> torch.Tensor:
+def _check_writer(writer) -> SentenceWriter:
+    if not callable(writer):
+        raise ValueError("pix2pix-zero's sentence directions need a sentence writer, (phrase, n, generator) -> "
+                         "sentences: give writer=editlab.world.sentences.template_sentences (the world's templates) "
+                         "or your own, or use direction='prompts'")
+    return writer
+
+
+def phrase_direction(pipe, source_phrase: str, target_phrase: str, writer: SentenceWriter, sentences: int = 100,
+                     seed: int = 0) -> torch.Tensor:
     """The pix2pix-zero direction (L, d) from ``source_phrase`` to ``target_phrase`` over ``sentences``
-    template sentences each (the same contexts for both, drawn with ``seed``); cached per pipeline."""
+    sentences each from ``writer`` (the same contexts for both, drawn with ``seed``); cached per pipeline."""
+    writer = _check_writer(writer)
     cache = _DIRECTIONS.setdefault(pipe.text_encoder, {})
-    key = (source_phrase, target_phrase, sentences, seed)
+    key = (writer, source_phrase, target_phrase, sentences, seed)
     if key not in cache:
-        sources = pix2pix_zero.template_sentences(source_phrase, sentences, torch.Generator().manual_seed(seed))
-        targets = pix2pix_zero.template_sentences(target_phrase, sentences, torch.Generator().manual_seed(seed))
+        sources = writer(source_phrase, sentences, torch.Generator().manual_seed(seed))
+        targets = writer(target_phrase, sentences, torch.Generator().manual_seed(seed))
         cache[key] = pix2pix_zero.edit_direction(pipe, sources, targets)
     return cache[key]
 
 
-def prompt_direction(pipe, source_prompt: str, target_prompt: str, sentences: int = 100, seed: int = 0) -> torch.Tensor:
+def prompt_direction(pipe, source_prompt: str, target_prompt: str, writer: SentenceWriter, sentences: int = 100,
+                     seed: int = 0) -> torch.Tensor:
     """The sum of the :func:`phrase_direction` of every phrase pair where the prompts differ
     (:func:`editlab.pix2pix_zero.changed_phrases`)."""
     pairs = pix2pix_zero.changed_phrases(source_prompt, target_prompt)
     if not pairs:
         raise ValueError(f"the prompts {source_prompt!r} and {target_prompt!r} do not differ in any word: pix2pix-zero "
                          f"needs a target prompt that names the edit")
-    return sum(phrase_direction(pipe, s, t, sentences, seed) for s, t in pairs)
+    return sum(phrase_direction(pipe, s, t, writer, sentences, seed) for s, t in pairs)
 
 
 def run_pix2pix_zero(pipe, inverted: list[Inverted], target_prompts: list[str], blended_words: list[str],
                      settings: dict | None = None) -> list[editing.Edited]:
     """pix2pix-zero by :func:`editlab.pix2pix_zero.edit_many`. The direction comes from the words in which
-    the source and target prompts differ, through template sentence sets (``direction="templates"``, the
-    paper's recipe), or, as Direct Inversion's benchmark does, from the two prompts alone
-    (``direction="prompts"``: E(target prompt) - E(source prompt)).
+    the source and target prompts differ, through sentence sets from ``writer`` (``direction="templates"``, the
+    paper's recipe; ``writer`` is a :data:`SentenceWriter`, for the world
+    :func:`editlab.world.sentences.template_sentences`), or, as Direct Inversion's benchmark does, from the two
+    prompts alone (``direction="prompts"``: E(target prompt) - E(source prompt)).
 
     The blended words are not used: for attribute edits PIE-Bench names the object twice ("cat cat"),
     which would give a zero direction; the word difference ("blue" -> "pink") names the edit.
-    Settings: xa_guidance, official_offsets, direction, sentences, seed, guidance.
+    Settings: xa_guidance, official_offsets, direction, writer, sentences, seed, guidance.
     """
-    s = _settings("pix2pix-zero", settings, ("xa_guidance", "official_offsets", "direction", "sentences", "seed",
-                                             "guidance"))
+    s = _settings("pix2pix-zero", settings, ("xa_guidance", "official_offsets", "direction", "writer", "sentences",
+                                             "seed", "guidance"))
     how, sentences, seed = s.pop("direction", "templates"), s.pop("sentences", 100), s.pop("seed", 0)
+    writer = s.pop("writer", None)
     if how not in ("templates", "prompts"):
         raise ValueError(f"direction is 'templates' (sentence sets from the changed words) or 'prompts' (the two "
                          f"prompts themselves), got {how!r}")
     if how == "templates":
-        directions = [prompt_direction(pipe, inv.prompt, target, sentences, seed)
+        directions = [prompt_direction(pipe, inv.prompt, target, writer, sentences, seed)
                       for inv, target in zip(inverted, target_prompts)]
     else:
         directions = [pix2pix_zero.edit_direction(pipe, [inv.prompt], [target])

@@ -7,8 +7,8 @@ with cross-attention guidance.
 
        Δ = mean_s E(target sentence s) - mean_s E(source sentence s)
 
-   The paper writes the sentences with GPT-3 (about 1000 per word); :func:`template_sentences` fills
-   fixed templates with the world's words instead.
+   The paper writes the sentences with GPT-3 (about 1000 per word); here the caller gives them (for the
+   world: :func:`editlab.world.sentences.template_sentences` fills fixed templates with its words).
 
 2. **Cross-attention guidance.** The source branch (the source prompt, c_src) is the reference: its
    cross-attention maps M_ref say where each word is. The target branch denoises with
@@ -43,82 +43,9 @@ from .attention import AttentionController, LayerInfo, Stacked, controlled
 from .editing import Edited, check_together
 from .inversion import Inverted
 from .models import decode_latents, encode_prompts
-from .world.captions import article
-from .world.vocab import BACKGROUND_WORDS, KINDS, STYLE_WORDS
+
 
 # -- edit directions -------------------------------------------------------------------------------
-# Every template holds a style ("a photo of"), the phrase with a word before it, and a place. The
-# words are the world tokenizer's, so each sentence is made of whole tokens on the toy.
-TEMPLATES = (
-    "{style} {a} {phrase} {place}",
-    "{style} {a} big {phrase} {place}",
-    "{style} {a} small {phrase} {place}",
-    "{style} {a} cute {phrase} {place}",
-    "{style} {a} little {phrase} {place}",
-    "{style} {a} detailed {phrase} {place}",
-    "{style} one {phrase} {place}",
-    "{style} the {phrase} {place}",
-    "{style} {a} {phrase} {place} high quality",
-    "{style} {a} {phrase} {place} close up",
-)
-STYLES = tuple(phrase for phrases in STYLE_WORDS.values() for phrase in phrases)
-PLACES = tuple(phrase for phrases in BACKGROUND_WORDS.values() for phrase in phrases)
-
-
-def template_sentences(phrase: str, n: int, generator: torch.Generator) -> list[str]:
-    """``n`` different sentences containing ``phrase`` ("cat", "red striped dog"), drawn from
-    ``TEMPLATES`` x ``STYLES`` x ``PLACES`` by ``generator``.
-
-    Two calls with generators seeded alike pick the same contexts, so the sentence sets of a source and
-    a target word differ only in the word: their direction carries the word, not the contexts.
-    """
-    if not isinstance(phrase, str) or not phrase.strip():
-        raise ValueError(f"the phrase must be a non-empty string such as 'cat', got {phrase!r}")
-    total = len(TEMPLATES) * len(STYLES) * len(PLACES)
-    if not 1 <= n <= total:
-        raise ValueError(f"n must be 1 to {total} (the number of template x style x place combinations), got {n}")
-    phrase = " ".join(phrase.split())
-    sentences = []
-    for index in torch.randperm(total, generator=generator)[:n].tolist():
-        template, rest = divmod(index, len(STYLES) * len(PLACES))
-        style, place = divmod(rest, len(PLACES))
-        text = TEMPLATES[template]
-        a = ""
-        if "{a}" in text:  # "a" or "an", for the word that follows it
-            following = text.split("{a} ", 1)[1].split()[0]
-            a = article(phrase if following == "{phrase}" else following)
-        sentences.append(text.format(style=STYLES[style], a=a, phrase=phrase, place=PLACES[place]))
-    return sentences
-
-
-def style_sentences(style: str, n: int, generator: torch.Generator) -> list[str]:
-    """``n`` different sentences in the world's ``style`` ("pencil", "oil"): ``TEMPLATES`` x the style's
-    phrases ("a pencil sketch of", ...) x the world's kinds x ``PLACES``, drawn by ``generator``.
-
-    :func:`template_sentences` puts its phrase where the object goes, so it cannot name a style ("a photo
-    of a pencil sketch"); here the style fills the style's slot and the object varies. Every style has as
-    many phrases, so two calls with generators seeded alike pick the same contexts (the same template,
-    phrase number, kind and place): the two styles' sentences differ only in the style."""
-    if style not in STYLE_WORDS:
-        raise ValueError(f"unknown style {style!r}; the world's styles are {', '.join(STYLE_WORDS)}")
-    phrases, kinds = STYLE_WORDS[style], sorted(KINDS)
-    total = len(TEMPLATES) * len(phrases) * len(kinds) * len(PLACES)
-    if not 1 <= n <= total:
-        raise ValueError(f"n must be 1 to {total} (the number of template x phrase x kind x place combinations), got {n}")
-    sentences = []
-    for index in torch.randperm(total, generator=generator)[:n].tolist():
-        template, rest = divmod(index, len(phrases) * len(kinds) * len(PLACES))
-        phrase, rest = divmod(rest, len(kinds) * len(PLACES))
-        kind, place = divmod(rest, len(PLACES))
-        text = TEMPLATES[template]
-        a = ""
-        if "{a}" in text:  # "a" or "an", for the word that follows it
-            following = text.split("{a} ", 1)[1].split()[0]
-            a = article(kinds[kind] if following == "{phrase}" else following)
-        sentences.append(text.format(style=phrases[phrase], a=a, phrase=kinds[kind], place=PLACES[place]))
-    return sentences
-
-
 @torch.no_grad()
 def mean_embedding(pipe, sentences: Sequence[str], batch_size: int = 16) -> torch.Tensor:
     """The mean over ``sentences`` of their text-encoder states: (L, d), L = 77 for SD (padded as the

@@ -54,6 +54,7 @@ from ..records import append_line, differences, read_record, write_atomically
 from ..toy.backbones import toy_backbones
 from ..toy.configs import TOY_METHOD_SETTINGS
 from ..toy.oracle import oracle_edit_judgement
+from ..world.sentences import EDITOR_INPUTS
 from .export import EDITS_FILE
 from .format import MAPPING_FILE
 from .load import BenchItem, load, resized
@@ -292,7 +293,8 @@ def edit_all(pipe, items: list[BenchItem], methods: list[str], out: Path, steps:
                 bases = [inverted[inversion.pivot_method(inv), item.id] for item in chunk]
                 used = [inversion.reuse(base, inv) for base in bases]
                 blended = [" ".join(item.blended_words) if item.blended_words else "" for item in chunk]
-                edits = EDITORS[editor](pipe, used, [item.editing_prompt for item in chunk], blended, None)
+                edits = EDITORS[editor](pipe, used, [item.editing_prompt for item in chunk], blended,
+                                        dict(EDITOR_INPUTS.get(editor, {})))
                 for item, base, edited in zip(chunk, bases, edits):
                     _save(out, name, item, base, edited, len(chunk), shard.times_file)
                     bar.update(1)
