@@ -62,6 +62,19 @@ def encode_branches(pipe, inverted: Inverted, target_prompts: list[str]) -> torc
 
 
 @torch.no_grad()
+def put_on_pivot(x: torch.Tensor, rows: Sequence[int], z_star: torch.Tensor, also: Sequence[int] = ()) -> torch.Tensor:
+    """Direct Inversion (Ju et al. 2024) after a step: z^src_{t-1} += z*_{t-1} - z^src_{t-1}, i.e. the source branches
+    ``rows`` land on the pivot path ``z_star`` (len(rows), C, h, w). The target branches are left as they are, except
+    the branches ``also`` (one per source row), which get their source's offset too, as the official code does for
+    pix2pix-zero. Returns a new tensor."""
+    x, rows = x.clone(), list(rows)
+    offset = z_star.to(x) - x[rows]
+    x[rows] = z_star.to(x)
+    if also:
+        x[list(also)] += offset
+    return x
+
+
 def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable[[int], torch.Tensor], steps: int,
             guidance: float | torch.Tensor, controller: AttentionController | None = None,
             pivot: Callable[[int], torch.Tensor] | None = None, pivot_rows: Sequence[int] = (0,)
@@ -86,10 +99,7 @@ def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable
         if controller is not None:
             x = controller.step_end(i, x)  # e.g. LocalBlend: target outside the mask := source
         if pivot is not None:
-            # Direct Inversion (Ju et al. 2024): z^src_{t-1} += z*_{t-1} - z^src_{t-1}, i.e. the source
-            # branch lands on the pivot path; the target branches are left as they are.
-            x = x.clone()
-            x[rows] = pivot(i).to(x)
+            x = put_on_pivot(x, rows, pivot(i))
         return x
 
     if controller is not None:

@@ -40,7 +40,7 @@ import torch
 
 from . import ddim
 from .attention import AttentionController, LayerInfo, Stacked, controlled
-from .editing import Edited, check_together
+from .editing import Edited, check_together, put_on_pivot
 from .inversion import Inverted
 from .models import decode_latents, encode_prompts
 
@@ -193,30 +193,30 @@ def edit_many(pipe, inverted: Sequence[Inverted], directions: Sequence[torch.Ten
     sources = [inv.source_embedding for inv in inverted]  # each (1, L, d)
     cond = torch.cat([torch.cat([src, src + d.to(src)[None]]) for src, d in zip(sources, directions)])  # c_edit = c_src + Δ
     x = torch.cat([inv.latents[-1].expand(2, -1, -1, -1) for inv in inverted])  # both branches start from z*_T
-    direct = [j for j, inv in enumerate(inverted) if inv.direct]
-    path, calls = [x], 0
-    t0 = time.perf_counter()
-    for i, t in enumerate(ddim.timesteps(pipe.scheduler, steps)):
-        uncond = torch.cat([inv.unconditional(i).expand(2, -1, -1) for inv in inverted])
-        if xa_guidance > 0:
-            x, _ = guidance_step(pipe.unet, x, t, cond, uncond, w, xa_guidance, sizes)
-            calls += 1
-        with torch.no_grad():
-            eps = ddim.guided_noise(pipe.unet, x, t, cond, uncond, w)
+    direct = [j for j, inv in enumerate(inverted) if inv.direct]  # edit j is rows 2j (the source) and 2j + 1 (the edit)
+    calls = 0
+
+    def unconditional(i):
+        return torch.cat([inv.unconditional(i).expand(2, -1, -1) for inv in inverted])
+
+    def cross_attention_guidance(i, t, x):
+        nonlocal calls
         calls += 1
-        a_t = ddim.alpha_bar(pipe.scheduler, t)
-        a_s = ddim.alpha_bar(pipe.scheduler, ddim.previous_timestep(pipe.scheduler, t, steps))
-        x = ddim.ddim_step(x, eps, a_t, a_s)
-        if direct:
-            x = x.clone()
-            for j in direct:  # rows 2j (the source) and 2j + 1 (the edit)
-                # Direct Inversion: z^src_{t-1} += z*_{t-1} - z^src_{t-1}; officially the target gets the same offset
-                z_star = inverted[j].pivot(i)
-                offset = z_star - x[2 * j:2 * j + 1]
-                x[2 * j:2 * j + 1] = z_star
-                if official_offsets:
-                    x[2 * j + 1:2 * j + 2] += offset
-        path.append(x)
+        return guidance_step(pipe.unet, x, t, cond, unconditional(i), w, xa_guidance, sizes)[0]
+
+    @torch.no_grad()
+    def predict(i, t, x):
+        nonlocal calls
+        calls += 1
+        return ddim.guided_noise(pipe.unet, x, t, cond, unconditional(i), w)
+
+    def on_pivot(i, t, x):  # Direct Inversion; officially the edit gets its source's offset too
+        return put_on_pivot(x, [2 * j for j in direct], torch.cat([inverted[j].pivot(i) for j in direct]),
+                            [2 * j + 1 for j in direct] if official_offsets else ())
+
+    t0 = time.perf_counter()
+    path = ddim.denoise_steps(pipe.scheduler, x, steps, predict, before=cross_attention_guidance if xa_guidance > 0 else None,
+                              after=on_pivot if direct else None)
     pictures = decode_latents(pipe, path[-1]) if decode else torch.empty(0)
     seconds = (time.perf_counter() - t0) / k
     return [Edited([inv.prompt, label if label is not None else f"{inv.prompt} (+ edit direction)"],
