@@ -53,6 +53,10 @@ def test_each_editor_runs_after_each_inversion(pipe, inverted, editor, method):
     edited = methods.edit_with(pipe, inv, f"{method}+{editor}", TARGET, "cat dog", FEW if editor == "pix2pix-zero" else {})
     assert edited.pictures.shape == (2, 3, 128, 128) and torch.isfinite(edited.pictures).all()
     assert len(edited.latents) == STEPS + 1 and edited.prompts == [SOURCE, TARGET]
+    # no autograd graph is kept (it would hold every step's activations: gigabytes on the toy), though the UNet's
+    # weights take gradients
+    assert any(w.requires_grad for w in pipe.unet.parameters()) and torch.is_grad_enabled()
+    assert all(z.grad_fn is None and not z.requires_grad for z in edited.latents)
     drift = editing.drift(inv, edited)
     if method == "direct":
         assert drift == [0.0] * (STEPS + 1)  # the source branch is the pivot path, exactly

@@ -61,7 +61,6 @@ def encode_branches(pipe, inverted: Inverted, target_prompts: list[str]) -> torc
     return torch.cat([inverted.source_embedding, encode_prompts(pipe, target_prompts)])
 
 
-@torch.no_grad()
 def put_on_pivot(x: torch.Tensor, rows: Sequence[int], z_star: torch.Tensor, also: Sequence[int] = ()) -> torch.Tensor:
     """Direct Inversion (Ju et al. 2024) after a step: z^src_{t-1} += z*_{t-1} - z^src_{t-1}, i.e. the source branches
     ``rows`` land on the pivot path ``z_star`` (len(rows), C, h, w). The target branches are left as they are, except
@@ -75,6 +74,7 @@ def put_on_pivot(x: torch.Tensor, rows: Sequence[int], z_star: torch.Tensor, als
     return x
 
 
+@torch.no_grad()
 def denoise(pipe, x_T: torch.Tensor, cond: torch.Tensor, unconditional: Callable[[int], torch.Tensor], steps: int,
             guidance: float | torch.Tensor, controller: AttentionController | None = None,
             pivot: Callable[[int], torch.Tensor] | None = None, pivot_rows: Sequence[int] = (0,)
