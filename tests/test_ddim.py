@@ -58,7 +58,7 @@ def test_inversion_then_sampling_is_exact_when_the_noise_does_not_depend_on_the_
     x0, eps = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
     cond = torch.zeros(1, 77, 16)
     unet = ConstantNoise(eps)
-    path = ddim.invert(unet, scheduler, x0, cond, steps=25)
+    path = ddim.invert_steps(unet, scheduler, x0, cond, steps=25)
     back = ddim.sample(unet, scheduler, path[-1], cond, steps=25, guidance=1.0)
     assert len(path) == len(back) == 26
     for a, b in zip(path[::-1], back):  # the sampler visits the inversion path in reverse

@@ -99,8 +99,8 @@ def test_direct_inversion_source_branch_stays_exact_under_prompt_to_prompt(pipe,
 
 def test_generate_draws_every_prompt_from_one_seeded_noise(pipe):
     prompts = [PROMPT, "a photo of a blue cat sitting on the grass"]
-    a = editing.generate(pipe, prompts, torch.Generator().manual_seed(5), steps=STEPS)
-    b = editing.generate(pipe, prompts[:1], torch.Generator().manual_seed(5), steps=STEPS)
+    a = editing.generate_branches(pipe, prompts, torch.Generator().manual_seed(5), steps=STEPS)
+    b = editing.generate_branches(pipe, prompts[:1], torch.Generator().manual_seed(5), steps=STEPS)
     assert torch.equal(a.latents[0][0], a.latents[0][1])
     torch.testing.assert_close(a.latents[-1][:1], b.latents[-1], rtol=1e-4, atol=1e-4)  # no controller: independent
     assert a.pictures.shape == (2, 3, 128, 128) and a.unet_calls == STEPS

@@ -106,8 +106,6 @@ SAME_MEANING = {
     "train": "train this stage of the tiny model",
     "main": "a command line's entry point",
     "claim_folder": "make a resumable output folder this run's, or check that it is",
-    "invert": "DDIM's path (ddim) / any inversion method by name (inversion)",  # still to rename
-    "generate": "sample pictures (editing) / sample an Imagic fit at several η (imagic)",  # still to rename
 }
 
 
@@ -131,5 +129,5 @@ def test_one_denoising_loop():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.For) and "timesteps(" in ast.unparse(node.iter):
                 loops[name] = loops.get(name, 0) + 1
-    # ddim.denoise_steps (the one denoising loop) and ddim.invert (the one inversion loop, which walks the other way)
+    # ddim.denoise_steps (the one denoising loop) and ddim.invert_steps (the one inversion loop, which walks the other way)
     assert loops == {"editlab.ddim": 2}

@@ -54,12 +54,12 @@ QUICK = {
         {"STEPS": 5, "PICTURES": 3, "SENTENCES": 16, "REFERENCE_SENTENCES": 64, "REG_ITERATIONS": 2, "REG_ROLLS": 2, "ATTENTION_PICTURES": 1,
          "FAILURE_PICTURES": 2},
         {"08_noise_statistics", "08_attention_with_and_without_guidance", "08_with_and_without_guidance",
-         "08_where_it_fails"},
+         "08_against_sdedit_and_p2p", "08_where_it_fails"},
         ["the written-out edit equals pix2pix_zero.edit"]),
     "09_imagic.ipynb": (
         {"STEPS": 10, "EMBEDDING_STEPS": 20, "UNET_STEPS": 10, "ETAS": [0.0, 0.6, 1.0], "PICTURES": 2,
          "EDIT_ETAS": [0.6, 0.8], "NOISE_SEEDS": [1, 2], "TARGETS": ["pose", "colour"]},
-        {"09_losses", "09_interpolation", "09_seeds", "09_several_texts", "09_tradeoff"},
+        {"09_losses", "09_interpolation", "09_seeds", "09_several_texts", "09_tradeoff", "09_against_sdedit_and_editors"},
         ["Adam steps written out = imagic.fit"]),
     "10_instructpix2pix_data.ipynb": (
         {"STEPS": 10, "SHOWN_TYPES": [1, 5], "FILTER_PAIRS": 2, "SAMPLES": 2, "REFERENCE_PAIRS": 50, "DATA_PAIRS": 2,

@@ -69,7 +69,7 @@ def test_inversion_and_the_vae_run_at_sd15_sizes(sd15):
     picture = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
     z0 = encode_pictures(sd15, picture)
     assert z0.shape == (1, 4, SIZE // 8, SIZE // 8)
-    path = ddim.invert(sd15.unet, sd15.scheduler, z0, encode_prompts(sd15, "a photo"), steps=2)
+    path = ddim.invert_steps(sd15.unet, sd15.scheduler, z0, encode_prompts(sd15, "a photo"), steps=2)
     assert len(path) == 3 and all(torch.isfinite(z).all() for z in path)
     assert decode_latents(sd15, path[0]).shape == (1, 3, SIZE, SIZE)
 

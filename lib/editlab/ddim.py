@@ -143,7 +143,7 @@ def sample(unet, scheduler, x_T: torch.Tensor, cond: torch.Tensor | None, uncond
 
 
 @torch.no_grad()
-def invert(unet, scheduler, x_0: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None = None,
+def invert_steps(unet, scheduler, x_0: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None = None,
            steps: int = 50, guidance: float = 1.0,
            regularise: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
     """DDIM inversion of clean latents ``x_0`` (n, C, h, w); return the path ``[x_0, ..., x_T]`` (steps + 1).

@@ -169,13 +169,13 @@ def edit_many(pipe, inverted: Sequence[Inverted], target_prompts: Sequence[list[
             for p, o, n in zip(prompts, offsets, sizes)]
 
 
-def generate(pipe, prompts: list[str], generator: torch.Generator, controller: AttentionController | None = None,
+def generate_branches(pipe, prompts: list[str], generator: torch.Generator, controller: AttentionController | None = None,
              steps: int = 50, guidance: float = 7.5) -> Edited:
     """Prompt-to-Prompt's own setting: ``prompts`` (source first) denoised from one shared noise x_T drawn
     from ``generator``, with ``controller`` on the attention. Branch 0 is the source picture."""
     prompts = check_prompts(prompts)
     if not prompts:
-        raise ValueError("generate needs at least one prompt")
+        raise ValueError("generate_branches needs at least one prompt")
     x_T = initial_noise(pipe, 1, generator).expand(len(prompts), -1, -1, -1)
     empty = encode_prompts(pipe, "")
     t0 = time.perf_counter()

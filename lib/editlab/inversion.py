@@ -138,7 +138,7 @@ def invert_many(pipe, pictures, prompts: list[str], method: str = "direct", step
         regulariser = options.get("regulariser", Regulariser())
         generator = options.get("generator") or torch.Generator().manual_seed(0)
         regularise = lambda eps: regulariser(eps, generator)  # noqa: E731
-    path = ddim.invert(pipe.unet, pipe.scheduler, z0, sources, steps=steps, guidance=1.0, regularise=regularise)
+    path = ddim.invert_steps(pipe.unet, pipe.scheduler, z0, sources, steps=steps, guidance=1.0, regularise=regularise)
     inverted = [Inverted(method, prompt, steps, guidance, [z[j:j + 1] for z in path], sources[j:j + 1], empty,
                          unet_calls=steps) for j, prompt in enumerate(prompts)]
     if method == "null-text":

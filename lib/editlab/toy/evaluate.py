@@ -158,7 +158,7 @@ def inversion_psnr(pipe, n: int, steps: int) -> tuple[float, float]:
     x = to_tensor(render_pictures(seeds, progress=False))
     cond = encode_prompts(pipe, [caption(sample_scene(s)) for s in seeds])
     z0 = encode_pictures(pipe, x)
-    z_T = ddim.invert(pipe.unet, pipe.scheduler, z0, cond, steps=steps)[-1]
+    z_T = ddim.invert_steps(pipe.unet, pipe.scheduler, z0, cond, steps=steps)[-1]
     z0_back = ddim.sample(pipe.unet, pipe.scheduler, z_T, cond, steps=steps, guidance=1.0)[-1]
     back, round_trip = decode_latents(pipe, z0_back), decode_latents(pipe, z0)
     return psnr(back, x).mean().item(), psnr(back, round_trip).mean().item()
