@@ -32,6 +32,15 @@ STYLES = tuple(phrase for phrases in STYLE_WORDS.values() for phrase in phrases)
 PLACES = tuple(phrase for phrases in BACKGROUND_WORDS.values() for phrase in phrases)
 
 
+def _fill(template: str, style: str, phrase: str, place: str) -> str:
+    """``template`` with its slots filled, "{a}" as "a" or "an" for the word that follows it."""
+    a = ""
+    if "{a}" in template:
+        following = template.split("{a} ", 1)[1].split()[0]
+        a = article(phrase if following == "{phrase}" else following)
+    return template.format(style=style, a=a, phrase=phrase, place=place)
+
+
 def template_sentences(phrase: str, n: int, generator: torch.Generator) -> list[str]:
     """``n`` different sentences containing ``phrase`` ("cat", "red striped dog"), drawn from
     ``TEMPLATES`` x ``STYLES`` x ``PLACES`` by ``generator``.
@@ -49,12 +58,7 @@ def template_sentences(phrase: str, n: int, generator: torch.Generator) -> list[
     for index in torch.randperm(total, generator=generator)[:n].tolist():
         template, rest = divmod(index, len(STYLES) * len(PLACES))
         style, place = divmod(rest, len(PLACES))
-        text = TEMPLATES[template]
-        a = ""
-        if "{a}" in text:  # "a" or "an", for the word that follows it
-            following = text.split("{a} ", 1)[1].split()[0]
-            a = article(phrase if following == "{phrase}" else following)
-        sentences.append(text.format(style=STYLES[style], a=a, phrase=phrase, place=PLACES[place]))
+        sentences.append(_fill(TEMPLATES[template], STYLES[style], phrase, PLACES[place]))
     return sentences
 
 
@@ -77,12 +81,7 @@ def style_sentences(style: str, n: int, generator: torch.Generator) -> list[str]
         template, rest = divmod(index, len(phrases) * len(kinds) * len(PLACES))
         phrase, rest = divmod(rest, len(kinds) * len(PLACES))
         kind, place = divmod(rest, len(PLACES))
-        text = TEMPLATES[template]
-        a = ""
-        if "{a}" in text:  # "a" or "an", for the word that follows it
-            following = text.split("{a} ", 1)[1].split()[0]
-            a = article(kinds[kind] if following == "{phrase}" else following)
-        sentences.append(text.format(style=phrases[phrase], a=a, phrase=kinds[kind], place=PLACES[place]))
+        sentences.append(_fill(TEMPLATES[template], phrases[phrase], kinds[kind], PLACES[place]))
     return sentences
 
 
