@@ -49,11 +49,11 @@ from tqdm.auto import tqdm
 
 from .. import inversion, metrics
 from ..methods import EDITORS, STANDALONE, instruct_model_for, parse_method
-from ..models import load_pipeline, model_card, paper_settings, picture_size, to_uint8, weights_digest
+from ..models import TOY_WEIGHTS, load_pipeline, model_card, paper_settings, picture_size, to_uint8, weights_digest
 from ..records import append_line, differences, read_record, write_atomically
 from ..toy.backbones import toy_backbones
 from ..toy.configs import TOY_METHOD_SETTINGS
-from ..toy.oracle import oracle_edit_judgement
+from ..toy.oracle import Oracle, oracle_edit_judgement
 from ..world.sentences import EDITOR_INPUTS
 from .export import EDITS_FILE
 from .format import MAPPING_FILE
@@ -540,9 +540,6 @@ def run(bench, methods: list[str], out, types=None, limit: int | None = None, mo
     backbones = metrics.available_backbones(stand_ins=toy_backbones)
     oracle = None
     if _world_edits(bench):  # a benchmark exported from the world: its attribute oracle can judge any model's edits
-        from ..models import TOY_WEIGHTS
-        from ..toy.oracle import Oracle
-
         oracle = Oracle.load(TOY_WEIGHTS / "oracle")
     scores = score_all(items, methods, out, bench, backbones, oracle)
     return write_tables(items, scores, out, backbones, read_times(out))
