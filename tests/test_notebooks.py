@@ -52,9 +52,9 @@ QUICK = {
         ["10 edits x 10 methods scored", "| direct+p2p vs ddim+p2p |", "StyleDiffusion + P2P (not implemented"]),
     "08_pix2pix_zero.ipynb": (
         {"STEPS": 5, "PICTURES": 3, "SENTENCES": 16, "REFERENCE_SENTENCES": 64, "REG_ITERATIONS": 2, "REG_ROLLS": 2, "ATTENTION_PICTURES": 1,
-         "FAILURE_PICTURES": 2},
+         "FAILURE_PICTURES": 2, "CAPTION_PICTURES": 4},
         {"08_noise_statistics", "08_attention_with_and_without_guidance", "08_with_and_without_guidance",
-         "08_against_sdedit_and_p2p", "08_where_it_fails"},
+         "08_against_sdedit_and_p2p", "08_read_caption", "08_where_it_fails"},
         ["the written-out edit equals pix2pix_zero.edit"]),
     "09_imagic.ipynb": (
         {"STEPS": 10, "EMBEDDING_STEPS": 20, "UNET_STEPS": 10, "ETAS": [0.0, 0.6, 1.0], "PICTURES": 2,
@@ -117,10 +117,9 @@ def test_every_notebook_has_a_quick_setting():
     assert sorted(QUICK) == sorted(p.name for p in NOTEBOOKS.glob("[0-9]*.ipynb"))
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("name", sorted(QUICK))
-def test_notebook_runs_top_to_bottom_at_its_quick_setting(name, tmp_path, monkeypatch):
-    parameters, figures, *texts = QUICK[name]
+def execute(name: str, parameters: dict, tmp_path: Path, monkeypatch, timeout: int = CELL_TIMEOUT) -> nbformat.NotebookNode:
+    """Run notebook ``name`` with ``parameters`` ("{tmp}" filled in) on a fresh kernel, its figures and outputs in
+    ``tmp_path``, each cell within ``timeout`` seconds; fail on any cell's error. Returns the executed notebook."""
     declared = set(papermill.inspect_notebook(str(NOTEBOOKS / name)))
     assert set(parameters) <= declared, f"{name} has no parameter(s) {set(parameters) - declared}"
     monkeypatch.setenv("EDITLAB_FIGURES", str(tmp_path / "figures"))
@@ -134,21 +133,33 @@ def test_notebook_runs_top_to_bottom_at_its_quick_setting(name, tmp_path, monkey
             papermill.execute_notebook(without_sliders(NOTEBOOKS / name), str(out),
                                        parameters={k: _fill(v, tmp_path) for k, v in parameters.items()},
                                        kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
-                                       execution_timeout=CELL_TIMEOUT)
+                                       execution_timeout=timeout)
             break
         except CellTimeoutError:
             # no quick cell takes minutes: a timeout is a kernel that stopped answering, and the notebook runs once
             # more on a fresh kernel
             if attempt == 2:
                 raise
-    print(f"{name}: {time.perf_counter() - start:.0f} s at the quick setting")
+    print(f"{name}: {time.perf_counter() - start:.0f} s")
     nb = nbformat.read(out, as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                 if o.get("output_type") == "error"]
+    return nb
+
+
+def printed(nb: nbformat.NotebookNode) -> str:
+    """Everything the notebook's code cells printed or displayed, as text."""
+    return "".join(o.get("text", "") + "".join(str(v) for v in o.get("data", {}).values())
+                   for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", sorted(QUICK))
+def test_notebook_runs_top_to_bottom_at_its_quick_setting(name, tmp_path, monkeypatch):
+    parameters, figures, *texts = QUICK[name]
+    nb = execute(name, parameters, tmp_path, monkeypatch)
     assert {p.stem for p in (tmp_path / "figures").glob("*.png")} == figures
-    printed = "".join(o.get("text", "") + "".join(str(v) for v in o.get("data", {}).values())
-                      for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     for text in (texts[0] if texts else []):
-        assert text in printed, f"{name} did not print {text!r}"
+        assert text in printed(nb), f"{name} did not print {text!r}"
     if "DATA" in parameters:  # the run went where it was told, and says what made it
         assert list((tmp_path / "data").glob("*/run.json")), f"{name} wrote no run.json under its DATA folder"
