@@ -114,6 +114,7 @@ def _minimise(parameters: list, loss, steps: int, lr: float) -> list[float]:
         value.backward()
         optimiser.step()
         losses.append(value.item())
+    optimiser.zero_grad(set_to_none=True)  # the last gradients are not kept (a UNet's worth of memory)
     return losses
 
 
