@@ -7,43 +7,18 @@ on InstructPix2Pix's 8-channel variant. Pictures are 64 px (8x8 latents) to keep
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from editlab import ddim
 from editlab.models import decode_latents, encode_pictures, encode_prompts, initial_noise
 from editlab.toy.configs import SCHEDULER_CONFIG
-from editlab.toy.tokenizer import world_tokenizer
-from transformers import CLIPTextConfig, CLIPTextModel
+from sd15 import SD15_UNET, random_sd15
 
-# runwayml/stable-diffusion-v1-5, unet/config.json (InstructPix2Pix: the same with in_channels=8)
-SD15_UNET = dict(
-    act_fn="silu", attention_head_dim=8, block_out_channels=[320, 640, 1280, 1280], center_input_sample=False,
-    cross_attention_dim=768, down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"], downsample_padding=1,
-    flip_sin_to_cos=True, freq_shift=0, in_channels=4, layers_per_block=2, mid_block_scale_factor=1, norm_eps=1e-5,
-    norm_num_groups=32, out_channels=4, sample_size=64, up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-)
-# vae/config.json
-SD15_VAE = dict(
-    act_fn="silu", block_out_channels=[128, 256, 512, 512], down_block_types=["DownEncoderBlock2D"] * 4, in_channels=3,
-    latent_channels=4, layers_per_block=2, norm_num_groups=32, out_channels=3, sample_size=512,
-    up_block_types=["UpDecoderBlock2D"] * 4, scaling_factor=0.18215,
-)
-# text_encoder/config.json (CLIP ViT-L/14's text tower)
-SD15_TEXT = dict(
-    hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
-    vocab_size=49408, hidden_act="quick_gelu", projection_dim=768, bos_token_id=0, eos_token_id=2,
-)
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def sd15():
-    torch.manual_seed(0)
-    pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL(**SD15_VAE), text_encoder=CLIPTextModel(CLIPTextConfig(**SD15_TEXT)),
-        tokenizer=world_tokenizer(), unet=UNet2DConditionModel(**SD15_UNET), scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    return pipe.to(torch.float32)
+    return random_sd15(SIZE)
 
 
 def test_the_unet_is_sd15_sized():
