@@ -51,6 +51,7 @@ class WorldCaptioner:
         self.clip, self.tokenizer, self.beam, self.rounds, self.batch = clip.eval(), tokenizer, beam, rounds, batch
         self.tokens = tokens  # token ids per caption: a one-object caption of the world takes fewer
         self._text: dict[str, torch.Tensor] = {}
+        self._first: tuple[list[Scene], torch.Tensor] | None = None  # the first stage's scenes and their features
 
     @classmethod
     def load(cls, weights: Path = TOY_WEIGHTS, **kwargs) -> WorldCaptioner:
@@ -83,10 +84,12 @@ class WorldCaptioner:
     def scene(self, picture: torch.Tensor) -> Scene:
         """The one-object scene whose caption the CLIP scores highest against ``picture`` (3, H, W) in [-1, 1]."""
         image = self.images(picture[None])[0]
-        everything = [Scene(b, s, (_replace(default_thing(k), "colour", c),)) for s, b, k in
+        if self._first is None:  # the same captions for every picture: built and encoded once
+            scenes = [Scene(b, s, (_replace(default_thing(k), "colour", c),)) for s, b, k in
                       itertools.product(STYLES, BACKGROUNDS, KINDS) for c in _choices(default_thing(k), "colour")]
-        scores = self._scores(image, everything)  # the same captions for every picture: cached
-        beam = [everything[i] for i in scores.topk(self.beam).indices]
+            self._first = scenes, self.texts([caption(x) for x in scenes])
+        scenes, features = self._first
+        beam = [scenes[i] for i in (features @ image).topk(self.beam).indices]
         refined = []
         for best in beam:
             for _ in range(self.rounds):
