@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import textwrap
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,11 +44,37 @@ def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: fl
     return out.astype(np.uint8)
 
 
-def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int | None = None,
+def wrap_lines(text: str, width: int) -> list[str]:
+    """``text`` as lines of at most ``width`` characters: a line break in ``text`` is kept, lines break between
+    words, and a word longer than a line (an edit type such as "change_attribute_color") breaks after one of
+    its underscores (or hyphens) before it is cut anywhere else. An empty line gives no line, as in textwrap."""
+    lines = []
+    for part in text.split("\n"):
+        words = []  # (piece, whether a space comes before it)
+        for word in part.split():
+            pieces = re.findall(r"[^_-]+[_-]*|[_-]+", word) if len(word) > width else [word]
+            words += [(piece, k == 0) for k, piece in enumerate(pieces)]
+        line = ""
+        for piece, spaced in words:
+            joined = line + (" " if spaced and line else "") + piece
+            if line and len(joined) > width:
+                lines.append(line)
+                line = piece
+            else:
+                line = joined
+        while len(line) > width:  # one piece longer than a line: cut it
+            lines.append(line[:width])
+            line = line[width:]
+        if line:
+            lines.append(line)
+    return lines
+
+
+def grid(images: Sequence[np.ndarray | None], titles: Sequence[str] | None = None, ncols: int | None = None,
          cell: float = 1.9, wrap: int = 28, fontsize: float = 7, row_labels: Sequence[str] | None = None,
          dpi: float = 80, col_titles: Sequence[str] | None = None, title: str | None = None) -> plt.Figure:
-    """A figure of pictures in a grid, each (H, W, 3) uint8 or (H, W) float, with optional titles
-    (wrapped at ``wrap`` characters), labels on the left of each row (wrapped likewise), ``col_titles``
+    """A figure of pictures in a grid, each (H, W, 3) uint8 or (H, W) float or None (an empty cell), with
+    optional titles (wrapped at ``wrap`` characters), labels on the left of each row (wrapped likewise), ``col_titles``
     over the top row only (for a table of pictures) and a ``title`` over the whole figure, in a band of
     its own so that it never covers the pictures' titles. ``cell`` inches at ``dpi`` per picture: the
     default shows a 128-px picture at about its own size."""
@@ -57,9 +83,9 @@ def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncol
     nrows = -(-n // ncols)
     if titles and len(titles) != n:
         raise ValueError(f"{len(titles)} titles for {n} pictures; give one per picture, or col_titles for the top row")
-    title_lines = max((len(textwrap.wrap(t, wrap)) for t in titles), default=0) if titles else 0
-    col_lines = max((len(textwrap.wrap(t, wrap)) for t in col_titles), default=0) if col_titles else 0
-    title_text = "\n".join(textwrap.wrap(title, max(wrap, int(12 * cell * ncols)))) if title else ""
+    title_lines = max((len(wrap_lines(t, wrap)) for t in titles), default=0) if titles else 0
+    col_lines = max((len(wrap_lines(t, wrap)) for t in col_titles), default=0) if col_titles else 0
+    title_text = "\n".join(wrap_lines(title, max(wrap, int(12 * cell * ncols)))) if title else ""
     band = 0.2 * (title_text.count("\n") + 1) + 0.1 if title else 0.0  # inches above the grid for the title
     height = (cell + 0.13 * title_lines) * nrows + 0.13 * col_lines + band
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, height), squeeze=False, dpi=dpi)
@@ -69,13 +95,17 @@ def grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncol
         if i >= n:
             ax.axis("off")
             continue
-        ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None, interpolation="nearest")
+        if images[i] is None:  # an empty cell, to line up a table of pictures; it keeps its row label
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        else:
+            ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None, interpolation="nearest")
         if titles:
-            ax.set_title("\n".join(textwrap.wrap(titles[i], wrap)), fontsize=fontsize)
+            ax.set_title("\n".join(wrap_lines(titles[i], wrap)), fontsize=fontsize)
         elif col_titles and i < ncols:
-            ax.set_title("\n".join(textwrap.wrap(col_titles[i], wrap)), fontsize=fontsize)
+            ax.set_title("\n".join(wrap_lines(col_titles[i], wrap)), fontsize=fontsize)
         if row_labels and i % ncols == 0:
-            label = "\n".join(line for part in row_labels[i // ncols].split("\n") for line in textwrap.wrap(part, wrap))
+            label = "\n".join(wrap_lines(row_labels[i // ncols], wrap))
             ax.set_ylabel(label, fontsize=fontsize + 1)
     fig.tight_layout(rect=(0, 0, 1, 1 - band / height))
     if title:
