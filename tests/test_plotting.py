@@ -48,3 +48,10 @@ def test_an_empty_cell_keeps_its_row_label_and_draws_nothing():
     fig = plotting.grid([picture, picture, None, picture], ncols=2, row_labels=["first", "second"])
     assert fig.axes[2].get_ylabel() == "second"
     assert not fig.axes[2].get_images() and len(fig.axes[3].get_images()) == 1
+
+
+def test_the_second_rows_titles_stay_clear_of_the_first_rows_pictures():
+    pictures = [np.zeros((128, 128, 3), np.uint8)] * 8
+    fig = plotting.grid(pictures, [f"from step {s}: running, 3/3 kept" for s in range(8)], ncols=4, cell=1.9, fontsize=8,
+                        title="a title over the whole figure")
+    assert _extent(fig, fig.axes[4].title).y1 < _extent(fig, fig.axes[0]).y0

@@ -87,7 +87,8 @@ def grid(images: Sequence[np.ndarray | None], titles: Sequence[str] | None = Non
     col_lines = max((len(wrap_lines(t, wrap)) for t in col_titles), default=0) if col_titles else 0
     title_text = "\n".join(wrap_lines(title, max(wrap, int(12 * cell * ncols)))) if title else ""
     band = 0.2 * (title_text.count("\n") + 1) + 0.1 if title else 0.0  # inches above the grid for the title
-    height = (cell + 0.13 * title_lines) * nrows + 0.13 * col_lines + band
+    line = 1.5 * fontsize / 72  # inches per line of a title, with its spacing
+    height = (cell + line * title_lines + (0.05 if titles else 0)) * nrows + line * col_lines + band
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, height), squeeze=False, dpi=dpi)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
