@@ -44,8 +44,8 @@ QUICK = {
         {"04_reconstructions", "04_null_text_loss"}),
     "05_direct_inversion.ipynb": (
         {"FULL": False, "STEPS": 5, "DRIFT_PICTURES": 1},
-        {"05_source_branch_drift", "05_p2p_with_and_without_direct", "05_local_blend_threshold", "05_null_edit",
-         "05_picture_of_your_own"}),
+        {"05_source_branch_drift", "05_p2p_with_and_without_direct", "05_local_blend_threshold",
+         "05_local_blend_on_one_edit", "05_null_edit", "05_picture_of_your_own"}),
     "07_pie_bench.ipynb": (
         {"FULL": False, "TYPES": [1, 6, 9], "STEPS": 5, "DATA": "{tmp}/data"},
         {"07_claims", "07_qualitative"},
