@@ -166,6 +166,54 @@ def test_a_shipped_unet_continues_with_the_restart_cycle(workdir, tmp_path):
         train_stage("unet", tmp_path / "more", three, from_weights=tmp_path / "shipped_twice")
 
 
+def test_the_second_models_stages_continue_a_shipped_folder_and_ship_their_parts(workdir, tmp_path):
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPModel, CLIPTextModel
+
+    weights = _ship(workdir, tmp_path / "weights")
+    first = json.loads((weights / "recipe.json").read_text())["unet"]["steps"]
+    separate = ["pictures=16", "steps=2", "batch=4", "warmup=1"]
+    unet = ["pictures=16", f"steps={first}", "batch=4", "restart_steps=2", "restart_warmup=1"]
+    second = tmp_path / "second"
+    with pytest.raises(ValueError, match="--from-weights"):
+        train_stage("separate", second, separate)
+    with pytest.raises(ValueError, match="separate stage first"):
+        train_stage("unet_separated", second, unet, from_weights=weights)
+
+    train_stage("separate", second, separate, from_weights=weights)
+    assert torch.load(second / "separate.pt", weights_only=False)["step"] == 2
+    before = load_clip(weights).state_dict()
+    after = CLIPModel.from_pretrained(second / "clip_separated").state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in before.items() if k.startswith("text_model."))  # the text side trained
+    assert all(torch.equal(after[k].half(), v.half()) for k, v in before.items() if k.startswith("vision_model."))  # not the vision side
+
+    train_stage("unet_separated", second, unet, from_weights=weights)
+    assert torch.load(second / "unet_separated.pt", weights_only=False)["step"] == first + 2
+    assert (second / "text_states_text_encoder_separated_16_2.npy").exists()  # its states, apart from the first tower's
+
+    shipped = _ship(second, tmp_path / "weights-2")
+    tower = CLIPTextModel.from_pretrained(shipped / "text_encoder", dtype=torch.float32).state_dict()
+    separated = CLIPTextModel.from_pretrained(second / "text_encoder_separated").state_dict()
+    assert all(torch.equal(tower[k], v.half().float()) for k, v in separated.items())
+    shipped_unet = UNet2DConditionModel.from_pretrained(shipped / "unet", torch_dtype=torch.float32).state_dict()
+    trained = UNet2DConditionModel.from_pretrained(second / "unet_separated").state_dict()
+    assert all(torch.equal(shipped_unet[k], v.half().float()) for k, v in trained.items())
+    recipe = json.loads((shipped / "recipe.json").read_text())
+    assert recipe["separate"]["steps"] == 2 and recipe["unet_separated"]["restart_steps"] == 2
+    card = write_card(shipped)
+    assert "| clip: text side fine-tuned with the separation objective (margin 0.5) | 2 | 4 |" in card
+    assert "| unet: one more cycle on the separated tower (16 pictures) | 2 | 4 |" in card
+
+
+def test_the_separation_objective_is_zero_for_captions_far_enough_apart():
+    from editlab.toy.separation import relative_change
+
+    h = torch.randn(3, 77, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(relative_change(h, h), torch.zeros(3))
+    torch.testing.assert_close(relative_change(h, 1.5 * h), torch.full((3,), 0.5))
+    torch.testing.assert_close(relative_change(h, -h), torch.full((3,), 2.0))
+
+
 def _ship(workdir, weights):
     assemble(workdir, weights)
     return weights

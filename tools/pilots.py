@@ -234,50 +234,15 @@ def hears(args) -> None:
 
 
 # -- the text tower: how far apart are one-word-apart captions? ---------------------------------------------
-SEPARATION_PROMPT = "a photo of a brown {} sitting on the grass"  # notebook 01, section 6
-
-
-def relative_change(h: torch.Tensor, h_new: torch.Tensor) -> torch.Tensor:
-    """|h' - h| / |h| over all 77 states, per caption (notebook 01, section 6): (n, 77, d) -> (n,)."""
-    return (h_new - h).norm(dim=-1).sum(-1) / h.norm(dim=-1).sum(-1)
-
-
-@torch.no_grad()
-def separation(text_encoder, tokenizer) -> dict:
-    """Every pair of the world's kinds in notebook 01's prompt: the smallest, median and cat -> dog change."""
-    from editlab.toy.clip import tokenize
-
-    kinds = sorted(vocab.KINDS)
-    h = text_encoder(tokenize(tokenizer, [SEPARATION_PROMPT.format(k) for k in kinds])).last_hidden_state
-    pairs = {f"{a}->{b}": relative_change(h[i:i + 1], h[j:j + 1]).item()
-             for i, a in enumerate(kinds) for j, b in enumerate(kinds) if i < j}
-    values = sorted(pairs.values())
-    smallest = min(pairs, key=pairs.get)
-    return dict(cat_dog=round(pairs["cat->dog"], 3), smallest_pair=smallest, smallest=round(values[0], 3),
-                median=round(float(np.median(values)), 3))
-
-
-def separation_loss(text_encoder, tokenizer, texts: list[str], gen: torch.Generator, margin: float) -> torch.Tensor:
-    """A per-token objective: each caption and the same caption with one kind or colour word swapped must have
-    states at least ``margin`` apart in notebook 01's relative measure (a hinge, over all 77 states the UNet reads)."""
-    from editlab.toy.clip import swap_one_word, tokenize
-
-    swapped = [swap_one_word(t, gen) for t in texts]
-    h = text_encoder(tokenize(tokenizer, texts + swapped)).last_hidden_state
-    n = len(texts)
-    return F.relu(margin - relative_change(h[:n], h[n:])).mean()
-
-
 def text(args) -> None:
     """A text tower variant in ``--workdir``/text_encoder, measured (separation; retrieval when it is CLIP's):
     ``shipped`` as it is; ``random`` a frozen tower of the same config at its random initialisation (is the
     tower the limit?); ``separate`` the shipped CLIP's text side fine-tuned with its contrastive loss (vision
-    tower frozen) plus ``separation_loss``."""
+    tower frozen) plus the separation objective (``editlab.toy.separation``, the second model's stage)."""
     from editlab.models import TOY_WEIGHTS
-    from editlab.toy.clip import contrastive_loss, load_clip, retrieval_accuracy, tokenize
-    from editlab.toy.data import cached_captions, cached_pictures
+    from editlab.toy import separation
+    from editlab.toy.clip import load_clip, retrieval_accuracy
     from editlab.toy.tokenizer import world_tokenizer
-    from editlab.toy.training import cosine_lr
     from transformers import CLIPTextModel
 
     torch.set_num_threads(args.threads)
@@ -291,35 +256,13 @@ def text(args) -> None:
         tower = CLIPTextModel(CLIPTextModel.from_pretrained(TOY_WEIGHTS / "text_encoder").config).eval()
     elif args.variant == "shipped":
         tower = CLIPTextModel.from_pretrained(TOY_WEIGHTS / "text_encoder", dtype=torch.float32).eval()
-    else:
-        seeds = range(1_000_000, 1_000_000 + args.pictures)
-        pictures = cached_pictures(workdir / f"pictures_{args.pictures}.npy", seeds, configs.PICTURE_SIZE)
-        captions = cached_captions(workdir, seeds, 2)
-        clip.vision_model.requires_grad_(False)
-        clip.visual_projection.requires_grad_(False)
-        trainable = [p for p in clip.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.1)
-        gen = torch.Generator().manual_seed(0)
-        clip.train()
-        for step in range(args.steps):
-            for g in opt.param_groups:
-                g["lr"] = cosine_lr(step, args.steps, args.lr, 1e-6, args.steps // 10)
-            idx = torch.randint(len(pictures), (args.batch,), generator=gen).tolist()
-            which = torch.randint(3, (args.batch,), generator=gen).tolist()
-            texts = [captions[i][j] for i, j in zip(idx, which)]
-            l_clip = contrastive_loss(clip, tokenize(tokenizer, texts), to_tensor(pictures[idx]))
-            l_sep = separation_loss(clip.text_model, tokenizer, texts, gen, args.margin)
-            loss = l_clip + args.weight * l_sep
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if (step + 1) % 25 == 0:
-                print(f"step {step + 1} contrastive {l_clip.item():.3f} separation {l_sep.item():.3f} "
-                      f"{time.perf_counter() - t0:.0f} s", flush=True)
-        clip.eval()
+    else:  # the library's separate stage, with this pilot's settings
+        recipe = configs.SeparationRecipe(pictures=args.pictures, steps=args.steps, batch=args.batch, lr=args.lr,
+                                          margin=args.margin, weight=args.weight)
+        separation.train(workdir, clip, recipe)
         tower = clip.text_model  # a CLIPTextModel, as the pipeline's text_encoder
     tower.save_pretrained(out)
-    row = dict(variant=args.variant, separation=separation(tower, tokenizer), minutes=round((time.perf_counter() - t0) / 60, 1))
+    row = dict(variant=args.variant, separation=separation.kind_separation(tower, tokenizer), minutes=round((time.perf_counter() - t0) / 60, 1))
     if args.variant != "random":
         row["retrieval_at_100"] = retrieval_accuracy(clip, tokenizer, range(EVAL_SEED0, EVAL_SEED0 + args.n))
     if args.variant == "separate":

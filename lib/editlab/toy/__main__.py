@@ -3,6 +3,9 @@
     python -m editlab.toy train --stage {vae,clip,oracle,unet,decoder,all} [--workdir data/toy] [--threads 2] [--set steps=300 ...]
     python -m editlab.toy train --stage unet --from-weights lib/editlab/toy/weights --set restarts=5  # one more cycle
     python -m editlab.toy train --stage decoder --from-weights <a folder whose decoder is not fine-tuned yet>
+    python -m editlab.toy train --stage separate --from-weights lib/editlab/toy/weights --workdir data/toy2
+    python -m editlab.toy train --stage unet_separated --from-weights lib/editlab/toy/weights --workdir data/toy2
+    python -m editlab.toy ship --workdir data/toy2 --weights lib/editlab/toy/weights-2   # the second model
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
     python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
     python -m editlab.toy benchmark   # sampling throughput and UNet latency on this machine
@@ -11,6 +14,10 @@ Stages run in this order (each needs the ones before it): vae, clip, oracle, une
 VAE's decoder fine-tuned with the encoder frozen; ``ship`` takes it when it has been trained). Training
 resumes from the stage's last checkpoint in ``--workdir``; run long stages in the background
 (``nohup python -m editlab.toy train --stage all > train.out &``).
+
+The second model continues a shipped first one: ``separate`` fine-tunes its CLIP's text side with a per-token
+separation objective (``editlab.toy.separation``), then ``unet_separated`` trains its UNet one more warm-restart
+cycle on that tower's states; ``ship`` takes both when they are in the work folder.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from ..models import TOY_WEIGHTS
 from . import configs
 
 STAGES = ("vae", "clip", "oracle", "unet", "decoder")
+# The second model's stages, each continuing a shipped first model (--from-weights): its CLIP's text side
+# fine-tuned so that one word apart means states far apart, then its UNet one more cycle on that tower.
+SECOND_MODEL_STAGES = ("separate", "unet_separated")
 
 
 def _override(recipe, assignments: list[str]):
@@ -43,7 +53,8 @@ def _override(recipe, assignments: list[str]):
 
 
 RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": configs.OracleRecipe, "unet": configs.UnetRecipe,
-           "decoder": configs.DecoderRecipe}
+           "decoder": configs.DecoderRecipe, "separate": configs.SeparationRecipe,
+           "unet_separated": configs.SeparatedUnetRecipe}
 
 
 def _shipped_recipe(weights: Path) -> dict:
@@ -74,8 +85,10 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
     with the recipe's last restart cycle instead of training one from scratch (raise ``restarts`` by one
     to add a cycle to the shipped UNet), or fine-tune its VAE's decoder."""
     recipe = _override(RECIPES[stage](), assignments)
-    if from_weights is not None and stage not in ("unet", "decoder"):
+    if from_weights is not None and stage not in ("unet", "decoder") + SECOND_MODEL_STAGES:
         raise ValueError(f"--from-weights continues the unet or decoder stage only, not {stage!r}")
+    if from_weights is None and stage in SECOND_MODEL_STAGES:
+        raise ValueError(f"the {stage} stage continues a shipped model: give --from-weights lib/editlab/toy/weights")
     if from_weights is not None and stage == "decoder" and "decoder" in _shipped_recipe(from_weights):
         raise ValueError(f"the decoder of {from_weights} is fine-tuned already; fine-tune the decoder of the VAE "
                          "it started from instead (train --stage decoder in the folder where the vae stage ran)")
@@ -114,6 +127,23 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
             unpack(from_weights, workdir)
             start_from = Path(from_weights) / "unet"  # not workdir/unet, which may be an older run's
         unet.train(workdir, workdir / "unet", recipe, start_from=start_from)
+    elif stage == "separate":
+        from transformers import CLIPModel
+
+        from . import separation
+        from .ship import unpack
+
+        unpack(from_weights, workdir)
+        separation.train(workdir, CLIPModel.from_pretrained(workdir / "clip"), recipe)
+    elif stage == "unet_separated":
+        from . import unet
+        from .ship import unpack
+
+        if not (workdir / "text_encoder_separated").exists():
+            raise ValueError(f"{workdir / 'text_encoder_separated'} is missing: train the separate stage first")
+        unpack(from_weights, workdir)
+        unet.train(workdir, workdir / "unet_separated", recipe, start_from=Path(from_weights) / "unet",
+                   text_encoder="text_encoder_separated", name="unet_separated")
     elif stage == "decoder":
         from . import vae
 
@@ -149,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", parents=[debug_option()], help="train one stage of the tiny Stable Diffusion (resumable)")
-    tr.add_argument("--stage", choices=STAGES + ("all",), required=True)
+    tr.add_argument("--stage", choices=STAGES + ("all",) + SECOND_MODEL_STAGES, required=True)
     tr.add_argument("--workdir", type=Path, default=Path("data/toy"), help="checkpoints, logs and caches")
     tr.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -157,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--from-weights", type=Path, default=None, metavar="FOLDER",
                     help="unet: unpack this shipped folder into --workdir and continue its UNet with the "
                          "recipe's last restart cycle (--set restarts=N: the shipped count plus one); "
-                         "decoder: fine-tune its VAE's decoder")
+                         "decoder: fine-tune its VAE's decoder; separate and unet_separated: the second "
+                         "model's stages, from this first model")
     sh = sub.add_parser("ship", parents=[debug_option()], help="convert the trained stages to float16 and write the shipped folder")
     sh.add_argument("--workdir", type=Path, default=Path("data/toy"))
     sh.add_argument("--weights", type=Path, default=TOY_WEIGHTS)

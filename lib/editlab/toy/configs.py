@@ -108,6 +108,23 @@ class ClipRecipe:
 
 
 @dataclass
+class SeparationRecipe:
+    """The second model's text tower: the first model's CLIP, text side fine-tuned (``editlab.toy.separation``)."""
+    pictures: int = 10_000  # training renders, as the pilot used
+    paraphrases: int = 2  # each picture is paired with its caption or one of these, at random
+    steps: int = 200
+    batch: int = 64
+    lr: float = 2e-4
+    lr_min: float = 1e-6
+    warmup: int = 20
+    weight_decay: float = 0.1
+    margin: float = 0.5  # every one-word swap must move the 77 states by at least this (relative change)
+    weight: float = 1.0  # of the separation loss beside the contrastive one
+    seed: int = 0
+    minutes_between_checkpoints: float = 4.0
+
+
+@dataclass
 class OracleRecipe:
     pictures: int = 20_000  # single-object renders (seeds from data.TRAIN_SEED0 + 5_000_000)
     vae_pictures: int = 5_000  # ... and the VAE round trips of the first of them
@@ -143,6 +160,16 @@ class UnetRecipe:
     restart_warmup: int = 100  # ... reached after this many steps; each restart has a fresh optimizer and its own draws
     seed: int = 0
     minutes_between_checkpoints: float = 4.0
+
+
+
+@dataclass
+class SeparatedUnetRecipe(UnetRecipe):
+    """The second model's UNet: the first model's (all its cycles) trained one more warm-restart cycle on the
+    separated text tower's states. ``steps`` only places that cycle (it starts at step ``steps``, from the first
+    model's weights, with the draws of a first restart); no first cycle runs."""
+    pictures: int = 10_000
+    restarts: int = 1
 
 
 # Settings of the benchmark's per-picture methods on the tiny model (python -m editlab.bench run --model toy):

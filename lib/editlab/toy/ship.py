@@ -20,6 +20,9 @@ from safetensors.torch import load_file, save_file
 from .clip import TEXT_TOWER, load_clip
 from .configs import SCHEDULER_CONFIG
 
+SECOND_MODEL_STAGES = ("separate", "unet_separated")
+SECOND_MODEL_PARTS = ("clip_separated", "text_encoder_separated", "unet_separated")
+
 
 def assemble(workdir: Path, weights: Path) -> None:
     """Convert the stages trained in ``workdir`` to float16 and write them to ``weights``, with the
@@ -29,14 +32,16 @@ def assemble(workdir: Path, weights: Path) -> None:
 
     workdir, weights = Path(workdir), Path(weights)
     tuned = (workdir / "vae_tuned").exists()  # the decoder stage ran: ship its VAE (same encoder, fine-tuned decoder)
-    for name in ("vae", "text_encoder", "tokenizer", "clip", "unet", "oracle"):
+    second = (workdir / "unet_separated").exists()  # the second model's stages ran: ship its tower and UNet
+    for name in ("vae", "text_encoder", "tokenizer", "clip", "unet", "oracle") + (SECOND_MODEL_PARTS if second else ()):
         if not (workdir / name).exists():
             raise ValueError(f"{workdir / name} is missing: train every stage first (python -m editlab.toy train --stage all)")
+    suffix = "_separated" if second else ""
     pipe = StableDiffusionPipeline(
         vae=AutoencoderKL.from_pretrained(workdir / ("vae_tuned" if tuned else "vae")),
-        text_encoder=CLIPTextModel.from_pretrained(workdir / "text_encoder"),
+        text_encoder=CLIPTextModel.from_pretrained(workdir / f"text_encoder{suffix}"),
         tokenizer=CLIPTokenizer.from_pretrained(workdir / "tokenizer"),
-        unet=UNet2DConditionModel.from_pretrained(workdir / "unet"),
+        unet=UNet2DConditionModel.from_pretrained(workdir / f"unet{suffix}"),
         scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     ).to(torch.float16)
@@ -44,7 +49,7 @@ def assemble(workdir: Path, weights: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp)
 
-    clip = CLIPModel.from_pretrained(workdir / "clip")
+    clip = CLIPModel.from_pretrained(workdir / f"clip{suffix}")
     (tmp / "clip").mkdir()
     clip.config.save_pretrained(tmp / "clip")
     vision_side = {k: v.half().contiguous() for k, v in clip.state_dict().items() if not k.startswith(TEXT_TOWER)}
@@ -55,7 +60,7 @@ def assemble(workdir: Path, weights: Path) -> None:
     for log in sorted(workdir.glob("*.log.jsonl")):
         shutil.copy(log, tmp / "logs" / log.name)
     recipe = {}
-    for stage in ("vae", "clip", "oracle", "unet") + (("decoder",) if tuned else ()):
+    for stage in ("vae", "clip", "oracle", "unet") + (("decoder",) if tuned else ()) + (SECOND_MODEL_STAGES if second else ()):
         used = workdir / f"{stage}.recipe.json"
         if not used.exists():
             raise ValueError(f"{used} is missing: the recipe a stage used is written when it starts training")
@@ -186,6 +191,15 @@ def write_card(weights: Path) -> str:
         r = recipe["decoder"]
         lines.append(f"| vae: decoder fine-tuned, encoder frozen | {r['steps']:,} | {r['batch']} | "
                      f"{seconds.get('decoder', float('nan')) / 60:.0f} min |")
+    if "separate" in recipe:
+        r = recipe["separate"]
+        lines.append(f"| clip: text side fine-tuned with the separation objective (margin {r['margin']}) | "
+                     f"{r['steps']:,} | {r['batch']} | {seconds.get('separate', float('nan')) / 60:.0f} min |")
+    if "unet_separated" in recipe:
+        r = recipe["unet_separated"]
+        lines.append(f"| unet: one more cycle on the separated tower ({r['pictures']:,} pictures) | "
+                     f"{r['restart_steps']:,} | {r['batch']} | "
+                     f"{(seconds.get('unet_separated', float('nan'))) / 60:.0f} min |")
     lines += [f"| total | | | {sum(seconds.values()) / 60:.0f} min |", "",
               "The full recipe (learning rates, schedules, loss weights) is `recipe.json`; the training logs are in `logs/`.", ""]
     if m:

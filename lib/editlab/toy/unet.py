@@ -65,18 +65,20 @@ def encode_texts(text_encoder: CLIPTextModel, tokenizer, texts: list[str], out: 
         out[start:start + batch] = text_encoder(ids).last_hidden_state.numpy()
 
 
-def load_components(components: Path) -> tuple[AutoencoderKL, CLIPTextModel]:
-    for name in ("vae", "text_encoder"):
+def load_components(components: Path, text_encoder: str = "text_encoder") -> tuple[AutoencoderKL, CLIPTextModel]:
+    for name in ("vae", text_encoder):
         if not (components / name).exists():
             raise ValueError(f"{components / name} is missing: train the earlier stages first "
                              f"(python -m editlab.toy train --stage {'vae' if name == 'vae' else 'clip'})")
     return (AutoencoderKL.from_pretrained(components / "vae").eval(),
-            CLIPTextModel.from_pretrained(components / "text_encoder").eval())
+            CLIPTextModel.from_pretrained(components / text_encoder).eval())
 
 
-def training_data(workdir: Path, components: Path, r: UnetRecipe):
-    """Latents (n, 4, 16, 16) and caption states (n, texts_per_picture, 77, d), both float16 memmaps."""
-    vae, text_encoder = load_components(components)
+def training_data(workdir: Path, components: Path, r: UnetRecipe, text_encoder: str = "text_encoder"):
+    """Latents (n, 4, 16, 16) and caption states (n, texts_per_picture, 77, d) of the text tower in
+    ``components / text_encoder``, both float16 memmaps."""
+    tower = text_encoder
+    vae, text_encoder = load_components(components, tower)
     tokenizer = world_tokenizer()
     seeds = range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures)
     pictures = cached_pictures(workdir / f"pictures_{r.pictures}_{PICTURE_SIZE}.npy", seeds, PICTURE_SIZE)
@@ -86,7 +88,8 @@ def training_data(workdir: Path, components: Path, r: UnetRecipe):
     captions = cached_captions(workdir, seeds, max(ClipRecipe.paraphrases, r.texts_per_picture - 1))
     texts = [c[k] for c in captions for k in range(r.texts_per_picture)]
     d = text_encoder.config.hidden_size
-    states = _memmap_cache(workdir / f"text_states_{r.pictures}_{r.texts_per_picture}.npy", (len(texts), 77, d),
+    which = "" if tower == "text_encoder" else f"{tower}_"  # each tower's states cached apart
+    states = _memmap_cache(workdir / f"text_states_{which}{r.pictures}_{r.texts_per_picture}.npy", (len(texts), 77, d),
                            lambda out: encode_texts(text_encoder, tokenizer, texts, out))
     empty = text_encoder(tokenize(tokenizer, [""])).last_hidden_state[0].detach()
     return latents, states.reshape(r.pictures, r.texts_per_picture, 77, d), empty
@@ -119,7 +122,8 @@ def noise_prediction_loss(unet, x0: torch.Tensor, t: torch.Tensor, eps: torch.Te
 
 
 def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Path | None = None,
-          progress: bool = True, start_from: Path | None = None) -> UNet2DConditionModel:
+          progress: bool = True, start_from: Path | None = None, text_encoder: str = "text_encoder",
+          name: str = "unet") -> UNet2DConditionModel:
     """Train (or resume) the UNet in ``workdir``; save the EMA weights to ``out`` in diffusers format.
 
     After the first cosine cycle come ``r.restarts`` warm restarts of ``r.restart_steps`` each; every
@@ -129,6 +133,9 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
     ``start_from`` (a UNet folder, e.g. the shipped one) stands for every cycle but the last: when
     ``workdir`` has no checkpoint yet, training begins at the start of the recipe's last restart from
     those weights. To train the shipped UNet one cycle further, raise ``restarts`` by one.
+
+    ``text_encoder`` names the tower (a folder in ``components``) whose states condition the UNet; ``name`` the
+    checkpoint and log (``<name>.pt``, ``<name>.log.jsonl`` in ``workdir``).
     """
     components = components or workdir
     cycle_starts = restart_cycle_starts(r.steps, r.restart_steps, r.restarts)
@@ -137,11 +144,11 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         raise ValueError("starting from trained weights continues them with a restart cycle: "
                          f"give it one, e.g. --set restart_steps={UnetRecipe().restart_steps} "
                          f"restarts={UnetRecipe().restarts + 1}")
-    latents, states, empty = training_data(workdir, components, r)
+    latents, states, empty = training_data(workdir, components, r, text_encoder)
     scheduler = DDIMScheduler(**SCHEDULER_CONFIG)
     alphas_cumprod = scheduler.alphas_cumprod
 
-    ckpt = Checkpoint(workdir, "unet")
+    ckpt = Checkpoint(workdir, name)
     torch.manual_seed(r.seed)
     unet = UNet2DConditionModel(**UNET_CONFIG)
     ema = copy.deepcopy(unet).requires_grad_(False)
@@ -166,7 +173,7 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
                              f"({cycle_starts[-1]}): it is another run's log; continue {start_from} in a fresh --workdir")
         step, seconds = cycle_starts[-1], (log[-1]["seconds"] if log else 0.0)
 
-    bar = tqdm(total=total, initial=step, desc="unet", unit="step", disable=not progress, mininterval=5)
+    bar = tqdm(total=total, initial=step, desc=name, unit="step", disable=not progress, mininterval=5)
     unet.train()
     while step < total:
         t0 = time.perf_counter()
