@@ -229,7 +229,7 @@ def hears(args) -> None:
     torch.set_num_threads(args.threads)
     use_world(args.world)
     record("hears", world=args.world, unet=args.unet or "shipped", text_encoder=args.text_encoder or "shipped",
-           n=args.n, per_kind=args.per_kind,
+           n=args.n, renders_per_kind=args.per_kind,
            **hears_kind(_pipeline(args.unet, args.text_encoder), args.n, per_kind=args.per_kind))
 
 

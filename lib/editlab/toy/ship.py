@@ -151,13 +151,20 @@ def write_card(weights: Path) -> str:
     augmented = f", moved by up to {o['shift']} px{' and mirrored' if o.get('flip') else ''} at random" if o.get("shift") else ""
     compact = " (a compact tower, trained after the joint one against the locked text side)" \
         if recipe["clip"].get("compact_vision_steps") else ""
+    second = "unet_separated" in recipe
     lines = [
-        "# The tiny Stable Diffusion of editlab",
+        f"# The {'second ' if second else ''}tiny Stable Diffusion of editlab",
         "",
         "Stable Diffusion v1's design at a small size, trained from scratch on a 2-core CPU on the",
         "procedural world of `editlab.world` (128x128 pictures, 16x16x4 latents). Load it with",
-        "`editlab.load_pipeline(\"toy\")` or `StableDiffusionPipeline.from_pretrained(<this folder>)`.",
+        f"`editlab.load_pipeline(\"{'toy-2' if second else 'toy'}\")` or `StableDiffusionPipeline.from_pretrained(<this folder>)`.",
         "",
+    ]
+    if second:
+        lines += ["The first model (`toy`) trained two stages further: its CLIP's text side fine-tuned so that swapping",
+                  "one kind or colour word moves the 77 states the UNet reads (`editlab.toy.separation`), then its UNet",
+                  "one more warm-restart cycle on that tower's states. Its VAE and oracle are the first model's.", ""]
+    lines += [
         "## Components",
         "| part | class | parameters |",
         "| --- | --- | ---: |",
