@@ -106,6 +106,16 @@ def speed(args) -> None:
 
     torch.set_num_threads(args.threads)
     rows = {}
+    if args.unet_variants:  # the architectures of `unet --variant`, batch 32, eager
+        for name, cfg in UNET_VARIANTS.items():
+            torch.manual_seed(0)
+            unet = UNet2DConditionModel(**cfg)
+            z, c = torch.randn(32, 4, 16, 16), torch.randn(32, 77, 256)
+            t = torch.randint(0, 1000, (32,), generator=torch.Generator().manual_seed(0))
+            ms = _step_ms(unet, lambda unet=unet, z=z, t=t, c=c: unet(z, t, c).sample.float().pow(2).mean())
+            rows[f"unet b32 {name}"] = dict(ms_per_step=round(ms), parameters_m=round(sum(p.numel() for p in unet.parameters()) / 1e6, 2))
+        record("speed", threads=args.threads, rows=rows)
+        return
     for batch in (16, 32):
         for variant in ("eager", "channels-last", "bf16-autocast"):
             if batch == 16 and variant != "eager":
@@ -289,6 +299,11 @@ UNET_VARIANTS = {
     "shipped": configs.UNET_CONFIG,
     # 1.5 times the channels at every level, 32 channels per head as shipped: about 2.2 times the parameters
     "wider": dict(configs.UNET_CONFIG, block_out_channels=(96, 192, 288), attention_head_dim=(3, 6, 9)),
+    # two ResNet (and attention) layers per block instead of one, as SD has
+    "deeper": dict(configs.UNET_CONFIG, layers_per_block=2),
+    # attention (self and cross) at every level, the 4 x 4 one too: SD has none at its coarsest level
+    "attention-everywhere": dict(configs.UNET_CONFIG, down_block_types=("CrossAttnDownBlock2D",) * 3,
+                                 up_block_types=("CrossAttnUpBlock2D",) * 3),
 }
 
 
@@ -401,6 +416,8 @@ def main(argv=None) -> None:
     sub.choices["text"].add_argument("--lr", type=float, default=2e-4)
     sub.choices["text"].add_argument("--margin", type=float, default=0.5)
     sub.choices["text"].add_argument("--weight", type=float, default=1.0)
+    sub.choices["speed"].add_argument("--unet-variants", action="store_true",
+                                      help="time each architecture of `unet --variant` instead (batch 32)")
     sub.choices["unet"].add_argument("--variant", default="shipped", choices=sorted(UNET_VARIANTS))
     sub.choices["unet"].add_argument("--n-t2i", type=int, default=200)
     sub.choices["unet"].add_argument("--n-hears", type=int, default=140)
