@@ -101,33 +101,36 @@ def _step_ms(model, make_loss, steps: int = 6, warmup: int = 2, autocast: bool =
     return 1000 * sum(times[warmup:]) / steps
 
 
+def _unet_step_ms(cfg: dict, batch: int, variant: str = "eager") -> tuple[float, int]:
+    """One training step of a fresh UNet built from ``cfg`` on random latents and text states: (ms, parameters)."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**cfg)
+    z, c = torch.randn(batch, 4, 16, 16), torch.randn(batch, 77, 256)
+    t = torch.randint(0, 1000, (batch,), generator=torch.Generator().manual_seed(0))
+    if variant == "channels-last":
+        unet, z = unet.to(memory_format=torch.channels_last), z.to(memory_format=torch.channels_last)
+    ms = _step_ms(unet, lambda: unet(z, t, c).sample.float().pow(2).mean(), autocast=variant == "bf16-autocast")
+    return ms, sum(p.numel() for p in unet.parameters())
+
+
 def speed(args) -> None:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers import AutoencoderKL
 
     torch.set_num_threads(args.threads)
     rows = {}
     if args.unet_variants:  # the architectures of `unet --variant`, batch 32, eager
         for name, cfg in UNET_VARIANTS.items():
-            torch.manual_seed(0)
-            unet = UNet2DConditionModel(**cfg)
-            z, c = torch.randn(32, 4, 16, 16), torch.randn(32, 77, 256)
-            t = torch.randint(0, 1000, (32,), generator=torch.Generator().manual_seed(0))
-            ms = _step_ms(unet, lambda unet=unet, z=z, t=t, c=c: unet(z, t, c).sample.float().pow(2).mean())
-            rows[f"unet b32 {name}"] = dict(ms_per_step=round(ms), parameters_m=round(sum(p.numel() for p in unet.parameters()) / 1e6, 2))
+            ms, parameters = _unet_step_ms(cfg, 32)
+            rows[f"unet b32 {name}"] = dict(ms_per_step=round(ms), parameters_m=round(parameters / 1e6, 2))
         record("speed", threads=args.threads, rows=rows)
         return
     for batch in (16, 32):
         for variant in ("eager", "channels-last", "bf16-autocast"):
             if batch == 16 and variant != "eager":
                 continue
-            torch.manual_seed(0)
-            unet = UNet2DConditionModel(**configs.UNET_CONFIG)
-            z, c = torch.randn(batch, 4, 16, 16), torch.randn(batch, 77, 256)
-            t = torch.randint(0, 1000, (batch,), generator=torch.Generator().manual_seed(0))
-            if variant == "channels-last":
-                unet, z = unet.to(memory_format=torch.channels_last), z.to(memory_format=torch.channels_last)
-            ms = _step_ms(unet, lambda unet=unet, z=z, t=t, c=c: unet(z, t, c).sample.float().pow(2).mean(),
-                          autocast=variant == "bf16-autocast")
+            ms, _ = _unet_step_ms(configs.UNET_CONFIG, batch, variant)
             rows[f"unet b{batch} {variant}"] = dict(ms_per_step=round(ms), ms_per_sample=round(ms / batch, 1))
     for name, cfg in VAE_VARIANTS.items():
         torch.manual_seed(0)
