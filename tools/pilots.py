@@ -341,7 +341,8 @@ def unet(args) -> None:
     pipe = _pipeline(str(out), str(components / "text_encoder"))
     record("unet", world=args.world, variant=args.variant, text_encoder=args.text_encoder or "shipped",
            start="the shipped UNet" if args.continue_shipped else "scratch", steps=args.steps, pictures=args.pictures, batch=recipe.batch,
-           minutes_this_process=round(minutes, 1), t2i=t2i(pipe, args.n_t2i), hears=hears_kind(pipe, args.n_hears))
+           minutes_this_process=round(minutes, 1), t2i=t2i(pipe, args.n_t2i), hears_per_kind=args.per_kind,
+           hears=hears_kind(pipe, args.n_hears, per_kind=args.per_kind))
 
 
 # -- a short VAE run ---------------------------------------------------------------------------------------
@@ -403,8 +404,9 @@ def main(argv=None) -> None:
         s.add_argument("--threads", type=int, default=1)
         s.add_argument("--n", type=int, default=200, help="held-out pictures to measure on")
     sub.choices["hears"].add_argument("--unet", help="a UNet folder (default: the shipped one)")
-    sub.choices["hears"].add_argument("--per-kind", type=int, help="the first this many renders of each kind instead "
-                                      "of seeds 0 .. n-1 (whose kinds are not balanced)")
+    for name in ("hears", "unet"):
+        sub.choices[name].add_argument("--per-kind", type=int, help="hears: the first this many renders of each kind "
+                                       "instead of seeds 0 .. n-1 (whose kinds are not balanced)")
     for name in ("hears", "unet"):
         sub.choices[name].add_argument("--text-encoder", help="a text tower folder (default: the shipped one)")
     for name in ("unet", "vae", "text"):
