@@ -317,3 +317,32 @@ def test_contrastive_loss_is_clips_and_hard_negatives_only_add_columns(workdir):
         torch.testing.assert_close(plain, model(input_ids=ids, pixel_values=pictures, return_loss=True).loss)
         # negatives that repeat the true captions can only make the picture-to-text task harder
         assert contrastive_loss(model, ids, pictures, ids.flip(0)) > plain
+
+
+def test_the_quick_recipe_trains_the_same_stages_smaller_and_copies_the_oracle(tmp_path):
+    import filecmp
+
+    from editlab.models import TOY_WEIGHTS
+    from editlab.toy.__main__ import RECIPES
+    from editlab.toy.configs import QUICK_RECIPE, QUICK_STAGES
+
+    for stage, values in QUICK_RECIPE.items():  # quick stays quick: fewer pictures and steps than the full recipe
+        full = RECIPES[stage]()
+        assert values["pictures"] < full.pictures and values["steps"] < full.steps, stage
+    work = tmp_path / "quick"
+    for stage in QUICK_STAGES:  # the tiny settings on top of the quick recipe, as --set would give them
+        train_stage(stage, work, [] if stage == "oracle" else TINY[stage], recipe_name="quick")
+    used = {stage: json.loads((work / f"{stage}.recipe.json").read_text()) for stage in QUICK_STAGES}
+    assert used["unet"]["recipe"] == "quick" and used["unet"]["restarts"] == 0  # the quick recipe's, not the full one's
+    assert used["clip"]["lr"] == RECIPES["clip"]().lr and used["clip"]["steps"] == 2  # the rest as in full; --set wins
+    assert used["oracle"]["copied_from"]
+    assert filecmp.cmp(work / "oracle" / "model.safetensors", TOY_WEIGHTS / "oracle" / "model.safetensors", shallow=False)
+    assemble(work, tmp_path / "weights")
+    card = write_card(tmp_path / "weights")
+    assert "quick recipe" in card.splitlines()[0] and "| oracle | copied from the first tiny model" in card
+    assert load_pipeline(str(tmp_path / "weights")).unet.config.block_out_channels == \
+        load_pipeline("toy").unet.config.block_out_channels  # the same architecture
+    with pytest.raises(ValueError, match="quick recipe has the stages"):
+        train_stage("decoder", work, TINY["decoder"], recipe_name="quick")
+    with pytest.raises(ValueError, match="from scratch"):
+        train_stage("unet", work, TINY["unet"], from_weights=TOY_WEIGHTS, recipe_name="quick")

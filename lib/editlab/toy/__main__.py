@@ -5,6 +5,8 @@
     python -m editlab.toy train --stage decoder --from-weights <a folder whose decoder is not fine-tuned yet>
     python -m editlab.toy train --stage separate --from-weights lib/editlab/toy/weights --workdir data/toy2
     python -m editlab.toy train --stage unet_separated --from-weights lib/editlab/toy/weights --workdir data/toy2
+    python -m editlab.toy train --recipe quick --stage all   # the same architecture in 35 min (data/toy-quick)
+    python -m editlab.toy ship --workdir data/toy-quick --weights data/toy-quick/weights   # then evaluate --weights ...
     python -m editlab.toy ship --workdir data/toy2 --weights lib/editlab/toy/weights-2   # the second model
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
     python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
@@ -14,6 +16,10 @@ Stages run in this order (each needs the ones before it): vae, clip, oracle, une
 VAE's decoder fine-tuned with the encoder frozen; ``ship`` takes it when it has been trained). Training
 resumes from the stage's last checkpoint in ``--workdir``; run long stages in the background
 (``nohup python -m editlab.toy train --stage all > train.out &``).
+
+``--recipe quick`` trains the same architecture with fewer pictures and steps (``configs.QUICK_RECIPE``), for a
+class that wants to watch a model learn: vae, clip and unet, with the first model's oracle copied, not retrained,
+so that ``evaluate`` measures it as it measures the shipped model. Its work folder is ``data/toy-quick``.
 
 The second model continues a shipped first one: ``separate`` fine-tunes its CLIP's text side with a per-token
 separation objective (``editlab.toy.separation``), then ``unet_separated`` trains its UNet one more warm-restart
@@ -57,6 +63,24 @@ RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": confi
            "unet_separated": configs.SeparatedUnetRecipe}
 
 
+RECIPE_NAMES = ("full", "quick")
+
+
+def _copy_first_oracle(workdir: Path) -> None:
+    """The quick recipe's oracle: the first model's, copied with its recipe (a judge trained in minutes would not
+    be one, and one judge measures both models alike)."""
+    import shutil
+
+    if not (workdir / "oracle").exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        tmp = workdir / "oracle.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(TOY_WEIGHTS / "oracle", tmp)
+        tmp.replace(workdir / "oracle")
+    used = _shipped_recipe(TOY_WEIGHTS)["oracle"] | {"copied_from": "the first tiny model (not retrained)"}
+    (workdir / "oracle.recipe.json").write_text(json.dumps(used, indent=1))
+
+
 def _shipped_recipe(weights: Path) -> dict:
     recipe_file = Path(weights) / "recipe.json"
     return json.loads(recipe_file.read_text()) if recipe_file.exists() else {}
@@ -77,14 +101,29 @@ def _check_one_cycle_more(recipe, weights: Path) -> None:
                          f"{shipped.get('restart_steps')}: keep those, only raise restarts")
 
 
-def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights: Path | None = None) -> None:
+def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights: Path | None = None,
+                recipe_name: str = "full") -> None:
     """Train one stage; its result goes to ``workdir/<component>`` (diffusers / transformers format)
     and the recipe it used to ``workdir/<stage>.recipe.json`` (shipped with the weights).
 
     ``from_weights`` (unet and decoder): unpack that shipped folder into ``workdir`` and continue its UNet
     with the recipe's last restart cycle instead of training one from scratch (raise ``restarts`` by one
-    to add a cycle to the shipped UNet), or fine-tune its VAE's decoder."""
-    recipe = _override(RECIPES[stage](), assignments)
+    to add a cycle to the shipped UNet), or fine-tune its VAE's decoder. ``recipe_name`` "quick": the stage's
+    quick recipe (``configs.QUICK_RECIPE``); its oracle stage copies the first model's oracle."""
+    if recipe_name not in RECIPE_NAMES:
+        raise ValueError(f"unknown recipe {recipe_name!r}; choose one of {', '.join(RECIPE_NAMES)}")
+    quick = recipe_name == "quick"
+    if quick and stage not in configs.QUICK_STAGES:
+        raise ValueError(f"the quick recipe has the stages {', '.join(configs.QUICK_STAGES)}, not {stage!r}")
+    if quick and from_weights is not None:
+        raise ValueError("the quick recipe trains from scratch: leave out --from-weights")
+    if quick and stage == "oracle":
+        _copy_first_oracle(workdir)
+        return
+    recipe = RECIPES[stage]()
+    if quick:
+        recipe = replace(recipe, **configs.QUICK_RECIPE.get(stage, {}))
+    recipe = _override(recipe, assignments)
     if from_weights is not None and stage not in ("unet", "decoder") + SECOND_MODEL_STAGES:
         raise ValueError(f"--from-weights continues the unet or decoder stage only, not {stage!r}")
     if from_weights is None and stage in SECOND_MODEL_STAGES:
@@ -99,7 +138,8 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
     if from_weights is not None and stage == "unet":
         _check_one_cycle_more(recipe, from_weights)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe), indent=1))
+    (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe) | ({"recipe": "quick"} if quick else {}),
+                                                             indent=1))
     if stage == "vae":
         from . import vae
 
@@ -180,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", parents=[debug_option()], help="train one stage of the tiny Stable Diffusion (resumable)")
     tr.add_argument("--stage", choices=STAGES + ("all",) + SECOND_MODEL_STAGES, required=True)
-    tr.add_argument("--workdir", type=Path, default=Path("data/toy"), help="checkpoints, logs and caches")
+    tr.add_argument("--workdir", type=Path, default=None,
+                    help="checkpoints, logs and caches (default: data/toy; with --recipe quick, data/toy-quick)")
+    tr.add_argument("--recipe", choices=RECIPE_NAMES, default="full",
+                    help="quick: the same architecture with fewer pictures and steps (35 minutes on 2 cores)")
     tr.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override recipe values of the stage, e.g. steps=300 (not with --stage all)")
@@ -201,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "stage", None) == "all" and (args.set or args.from_weights):
         parser.error("--set and --from-weights apply to one stage; train the stages one by one")
+    if args.command == "train" and args.workdir is None:
+        args.workdir = Path("data/toy-quick" if args.recipe == "quick" else "data/toy")
     resumable = "checkpoints are kept: the same command resumes training" if args.command == "train" else None
     return run_command(lambda: _command(args), args.debug, resumable)
 
@@ -221,8 +266,9 @@ def _command(args) -> int:
 
         benchmark()
         return 0
-    for stage in STAGES if args.stage == "all" else (args.stage,):
-        train_stage(stage, args.workdir, args.set, args.from_weights)
+    everything = configs.QUICK_STAGES if args.recipe == "quick" else STAGES
+    for stage in everything if args.stage == "all" else (args.stage,):
+        train_stage(stage, args.workdir, args.set, args.from_weights, args.recipe)
     return 0
 
 

@@ -152,14 +152,19 @@ def write_card(weights: Path) -> str:
     compact = " (a compact tower, trained after the joint one against the locked text side)" \
         if recipe["clip"].get("compact_vision_steps") else ""
     second = "unet_separated" in recipe
+    quick = recipe["unet"].get("recipe") == "quick"
     lines = [
-        f"# The {'second ' if second else ''}tiny Stable Diffusion of editlab",
+        f"# The {'second ' if second else ''}tiny Stable Diffusion of editlab{', quick recipe' if quick else ''}",
         "",
         "Stable Diffusion v1's design at a small size, trained from scratch on a 2-core CPU on the",
         "procedural world of `editlab.world` (128x128 pictures, 16x16x4 latents). Load it with",
-        f"`editlab.load_pipeline(\"{'toy-2' if second else 'toy'}\")` or `StableDiffusionPipeline.from_pretrained(<this folder>)`.",
+        f"`editlab.load_pipeline(\"{'toy-2' if second else 'toy'}\")` or `StableDiffusionPipeline.from_pretrained(<this folder>)`."
+        if not quick else "`StableDiffusionPipeline.from_pretrained(<this folder>)`.",
         "",
     ]
+    if quick:
+        lines += ["The first model's architecture, trained with `--recipe quick` (fewer pictures and steps, for a class",
+                  "that wants to watch a model learn); its oracle is the first model's, copied, not retrained.", ""]
     if second:
         lines += ["The first model (`toy`) trained two stages further: its CLIP's text side fine-tuned so that swapping",
                   "one kind or colour word moves the 77 states the UNet reads (`editlab.toy.separation`), then its UNet",
@@ -178,7 +183,7 @@ def write_card(weights: Path) -> str:
         f"Stored in float16: {folder_megabytes(weights):.1f} MB in all.",
         "",
         "## Data",
-        "Training pictures: 30,000 scenes of the world (seeds 1,000,000 and up), rendered at 128 px, with",
+        f"Training pictures: {recipe['vae']['pictures']:,} scenes of the world (seeds 1,000,000 and up), rendered at 128 px, with",
         "their captions and paraphrases; the oracle: 20,000 one-object scenes (seeds 6,000,000 and up) and the",
         f"VAE round trips of {recipe['oracle']['vae_pictures']:,} of them{augmented}.",
         "Every measurement below uses held-out seeds (below 1,000,000).",
@@ -189,6 +194,9 @@ def write_card(weights: Path) -> str:
     ]
     for stage in ("vae", "clip", "oracle", "unet"):
         r = recipe[stage]
+        if r.get("copied_from"):
+            lines.append(f"| {stage} | copied from {r['copied_from']} | | 0 min |")
+            continue
         steps = f"{r['steps']:,}" + _restart_steps(r.get("restart_steps", 0), r.get("restarts", 1))
         lines.append(f"| {stage} | {steps} | {r['batch']} | {seconds.get(stage, float('nan')) / 60:.0f} min |")
         if stage == "clip" and r.get("compact_vision_steps"):
