@@ -407,7 +407,6 @@ def main(argv=None) -> None:
     for name in ("hears", "unet"):
         sub.choices[name].add_argument("--per-kind", type=int, help="hears: the first this many renders of each kind "
                                        "instead of seeds 0 .. n-1 (whose kinds are not balanced)")
-    for name in ("hears", "unet"):
         sub.choices[name].add_argument("--text-encoder", help="a text tower folder (default: the shipped one)")
     for name in ("unet", "vae", "text"):
         sub.choices[name].add_argument("--workdir", required=True)
