@@ -6,7 +6,7 @@
 Without ``--bench`` and the two runs only the text-to-image rows are drawn, e.g. the quick recipe's model beside the
 first one:
 
-    python tools/compare_models.py --first lib/editlab/toy/weights --second data/toy-quick/weights \
+    python tools/compare_models.py --first lib/editlab/toy/weights --second data/toy-quick/weights \\
         --names "first model" "quick recipe" --stem tiny_quick_text_to_image
 
 Writes ``docs/figures/tiny_models_text_to_image.png`` (``--stem``; 12 held-out prompts, one seed each, 50 DDIM steps at
