@@ -346,3 +346,38 @@ def test_the_quick_recipe_trains_the_same_stages_smaller_and_copies_the_oracle(t
         train_stage("decoder", work, TINY["decoder"], recipe_name="quick")
     with pytest.raises(ValueError, match="from scratch"):
         train_stage("unet", work, TINY["unet"], from_weights=TOY_WEIGHTS, recipe_name="quick")
+
+
+def test_the_second_recipe_trains_wider_parts_on_the_separated_tower_and_ships_them(tmp_path):
+    from editlab.models import TOY_WEIGHTS
+    from editlab.toy.configs import SECOND_RECIPE, SECOND_STAGES
+    from transformers import CLIPTextModel
+
+    work = tmp_path / "second"
+    with pytest.raises(ValueError, match="second recipe has the stages"):
+        train_stage("clip", work, TINY["clip"], recipe_name="second")
+    separate = ["pictures=16", "steps=2", "batch=4", "warmup=1"]
+    for stage in SECOND_STAGES:
+        if stage == "separate":
+            with pytest.raises(ValueError, match="--stage separate"):  # the UNet reads the separated tower
+                train_stage("unet", work, TINY["unet"], recipe_name="second")
+        train_stage(stage, work, {**TINY, "separate": separate, "oracle": []}[stage], recipe_name="second")
+    assert not (work / "unet.log.jsonl").read_text().count('"step": 50')  # its own log, not the first model's
+    assert not (work / "vae.recipe.json").read_text().count("copied_from")
+    used = json.loads((work / "unet.recipe.json").read_text())
+    assert used["recipe"] == "second" and used["text_encoder"] == "text_encoder_separated"
+    assert (work / "text_states_text_encoder_separated_16_2.npy").exists()  # trained on the separated tower's states
+
+    weights = tmp_path / "weights"
+    assemble(work, weights)
+    pipe = load_pipeline(str(weights))
+    assert tuple(pipe.unet.config.block_out_channels) == SECOND_RECIPE["unet"]["block_out_channels"]
+    assert tuple(pipe.vae.config.block_out_channels) == SECOND_RECIPE["vae"]["block_out_channels"]
+    shipped = pipe.text_encoder.state_dict()
+    separated = CLIPTextModel.from_pretrained(work / "text_encoder_separated").state_dict()
+    assert all(torch.equal(shipped[k], v.half()) for k, v in separated.items())  # the separated tower ships
+    first = CLIPTextModel.from_pretrained(TOY_WEIGHTS / "text_encoder").state_dict()
+    assert any(not torch.equal(shipped[k], v) for k, v in first.items())
+    card = write_card(weights)
+    assert card.startswith("# The second tiny Stable Diffusion") and "--recipe second" in card
+    assert "| clip (the first model's) |" in card and "| oracle | copied from the first tiny model" in card

@@ -318,7 +318,7 @@ def unet(args) -> None:
     use_world(args.world)
     if args.variant != "shipped" and args.continue_shipped:
         raise SystemExit("--continue-shipped continues the shipped UNet: its variant is the shipped one")
-    unet_stage.UNET_CONFIG = UNET_VARIANTS[args.variant]  # this process only
+    unet_stage.unet_config = lambda recipe: UNET_VARIANTS[args.variant]  # this process only
     workdir = Path(args.workdir)
     components = workdir / "components"
     if not (components / "text_encoder").exists():

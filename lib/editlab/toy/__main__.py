@@ -6,6 +6,7 @@
     python -m editlab.toy train --stage separate --from-weights lib/editlab/toy/weights --workdir data/toy2
     python -m editlab.toy train --stage unet_separated --from-weights lib/editlab/toy/weights --workdir data/toy2
     python -m editlab.toy train --recipe quick --stage all   # the same architecture in 35 min (data/toy-quick)
+    python -m editlab.toy train --recipe second --stage vae  # the second model, stage by stage (data/toy-2)
     python -m editlab.toy ship --workdir data/toy-quick --weights data/toy-quick/weights   # then evaluate --weights ...
     python -m editlab.toy ship --workdir data/toy2 --weights lib/editlab/toy/weights-2   # the second model
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
@@ -21,9 +22,14 @@ resumes from the stage's last checkpoint in ``--workdir``; run long stages in th
 class that wants to watch a model learn: vae, clip and unet, with the first model's oracle copied, not retrained,
 so that ``evaluate`` measures it as it measures the shipped model. Its work folder is ``data/toy-quick``.
 
-The second model continues a shipped first one: ``separate`` fine-tunes its CLIP's text side with a per-token
-separation objective (``editlab.toy.separation``), then ``unet_separated`` trains its UNet one more warm-restart
-cycle on that tower's states; ``ship`` takes both when they are in the work folder.
+``--recipe second`` trains the second model (``configs.SECOND_RECIPE``): a wider VAE, the first model's CLIP with
+its text side fine-tuned by a per-token separation objective (stage ``separate``, ``editlab.toy.separation``),
+the first model's oracle copied, a wider UNet from scratch on the separated tower's states, then the decoder.
+Its work folder is ``data/toy-2``.
+
+A shorter path, measured in docs/pilots.md and not shipped, continues a shipped first model instead:
+``separate`` with ``--from-weights``, then ``unet_separated`` trains its UNet one more warm-restart cycle on the
+separated tower's states; ``ship`` takes both when they are in the work folder.
 """
 
 from __future__ import annotations
@@ -42,9 +48,9 @@ from ..models import TOY_WEIGHTS
 from . import configs
 
 STAGES = ("vae", "clip", "oracle", "unet", "decoder")
-# The second model's stages, each continuing a shipped first model (--from-weights): its CLIP's text side
-# fine-tuned so that one word apart means states far apart, then its UNet one more cycle on that tower.
-SECOND_MODEL_STAGES = ("separate", "unet_separated")
+# The stages of the continued candidate (docs/pilots.md), each continuing a shipped first model (--from-weights):
+# its CLIP's text side fine-tuned so that one word apart means states far apart, then its UNet one more cycle.
+CONTINUED_STAGES = ("separate", "unet_separated")
 
 
 def _override(recipe, assignments: list[str]):
@@ -63,12 +69,16 @@ RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": confi
            "unet_separated": configs.SeparatedUnetRecipe}
 
 
-RECIPE_NAMES = ("full", "quick")
+RECIPE_NAMES = ("full", "quick", "second")
+# Each named recipe's stages (in order) and its changes to the stages' recipes; "full" is the first model's.
+RECIPE_STAGES = {"full": STAGES, "quick": configs.QUICK_STAGES, "second": configs.SECOND_STAGES}
+RECIPE_CHANGES = {"full": {}, "quick": configs.QUICK_RECIPE, "second": configs.SECOND_RECIPE}
+WORKDIRS = {"full": Path("data/toy"), "quick": Path("data/toy-quick"), "second": Path("data/toy-2")}
 
 
 def _copy_first_oracle(workdir: Path) -> None:
-    """The quick recipe's oracle: the first model's, copied with its recipe (a judge trained in minutes would not
-    be one, and one judge measures both models alike)."""
+    """The quick and second recipes' oracle: the first model's, copied with its recipe (a judge trained in minutes
+    would not be one, and one judge measures every model alike)."""
     import shutil
 
     if not (workdir / "oracle").exists():
@@ -108,25 +118,25 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
 
     ``from_weights`` (unet and decoder): unpack that shipped folder into ``workdir`` and continue its UNet
     with the recipe's last restart cycle instead of training one from scratch (raise ``restarts`` by one
-    to add a cycle to the shipped UNet), or fine-tune its VAE's decoder. ``recipe_name`` "quick": the stage's
-    quick recipe (``configs.QUICK_RECIPE``); its oracle stage copies the first model's oracle."""
+    to add a cycle to the shipped UNet), or fine-tune its VAE's decoder. ``recipe_name`` "quick" or "second":
+    the stage's recipe with that recipe's changes (``configs.QUICK_RECIPE``, ``configs.SECOND_RECIPE``); their
+    oracle stage copies the first model's oracle, and the second recipe's ``separate`` stage starts from the
+    first model's CLIP."""
     if recipe_name not in RECIPE_NAMES:
         raise ValueError(f"unknown recipe {recipe_name!r}; choose one of {', '.join(RECIPE_NAMES)}")
-    quick = recipe_name == "quick"
-    if quick and stage not in configs.QUICK_STAGES:
-        raise ValueError(f"the quick recipe has the stages {', '.join(configs.QUICK_STAGES)}, not {stage!r}")
-    if quick and from_weights is not None:
-        raise ValueError("the quick recipe trains from scratch: leave out --from-weights")
-    if quick and stage == "oracle":
+    named = recipe_name != "full"
+    if stage not in RECIPE_STAGES[recipe_name] + (() if named else CONTINUED_STAGES):
+        raise ValueError(f"the {recipe_name} recipe has the stages {', '.join(RECIPE_STAGES[recipe_name])}, not {stage!r}")
+    if named and from_weights is not None:
+        raise ValueError(f"the {recipe_name} recipe trains from scratch: leave out --from-weights")
+    if named and stage == "oracle":
         _copy_first_oracle(workdir)
         return
-    recipe = RECIPES[stage]()
-    if quick:
-        recipe = replace(recipe, **configs.QUICK_RECIPE.get(stage, {}))
+    recipe = replace(RECIPES[stage](), **RECIPE_CHANGES[recipe_name].get(stage, {}))
     recipe = _override(recipe, assignments)
-    if from_weights is not None and stage not in ("unet", "decoder") + SECOND_MODEL_STAGES:
+    if from_weights is not None and stage not in ("unet", "decoder") + CONTINUED_STAGES:
         raise ValueError(f"--from-weights continues the unet or decoder stage only, not {stage!r}")
-    if from_weights is None and stage in SECOND_MODEL_STAGES:
+    if from_weights is None and stage in CONTINUED_STAGES and recipe_name != "second":
         raise ValueError(f"the {stage} stage continues a shipped model: give --from-weights lib/editlab/toy/weights")
     if from_weights is not None and stage == "decoder" and "decoder" in _shipped_recipe(from_weights):
         raise ValueError(f"the decoder of {from_weights} is fine-tuned already; fine-tune the decoder of the VAE "
@@ -138,7 +148,7 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
     if from_weights is not None and stage == "unet":
         _check_one_cycle_more(recipe, from_weights)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe) | ({"recipe": "quick"} if quick else {}),
+    (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe) | ({"recipe": recipe_name} if named else {}),
                                                              indent=1))
     if stage == "vae":
         from . import vae
@@ -173,7 +183,10 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
         from . import separation
         from .ship import unpack
 
-        unpack(from_weights, workdir)
+        if recipe_name == "second":  # the first model's CLIP and tokenizer only: every other part is trained anew
+            unpack(TOY_WEIGHTS, workdir, parts=("clip", "tokenizer"))
+        else:
+            unpack(from_weights, workdir)
         separation.train(workdir, CLIPModel.from_pretrained(workdir / "clip"), recipe)
     elif stage == "unet_separated":
         from . import unet
@@ -183,7 +196,7 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
             raise ValueError(f"{workdir / 'text_encoder_separated'} is missing: train the separate stage first")
         unpack(from_weights, workdir)
         unet.train(workdir, workdir / "unet_separated", recipe, start_from=Path(from_weights) / "unet",
-                   text_encoder="text_encoder_separated", name="unet_separated")
+                   name="unet_separated")
     elif stage == "decoder":
         from . import vae
 
@@ -219,11 +232,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", parents=[debug_option()], help="train one stage of the tiny Stable Diffusion (resumable)")
-    tr.add_argument("--stage", choices=STAGES + ("all",) + SECOND_MODEL_STAGES, required=True)
+    tr.add_argument("--stage", choices=STAGES + ("all",) + CONTINUED_STAGES, required=True)
     tr.add_argument("--workdir", type=Path, default=None,
-                    help="checkpoints, logs and caches (default: data/toy; with --recipe quick, data/toy-quick)")
+                    help="checkpoints, logs and caches (default: data/toy; data/toy-quick, data/toy-2 for those recipes)")
     tr.add_argument("--recipe", choices=RECIPE_NAMES, default="full",
-                    help="quick: the same architecture with fewer pictures and steps (35 minutes on 2 cores)")
+                    help="full: the first model; quick: its architecture with fewer pictures and steps (35 minutes "
+                         "on 2 cores); second: the second model (wider VAE and UNet, the separated text tower)")
     tr.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override recipe values of the stage, e.g. steps=300 (not with --stage all)")
@@ -245,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "stage", None) == "all" and (args.set or args.from_weights):
         parser.error("--set and --from-weights apply to one stage; train the stages one by one")
     if args.command == "train" and args.workdir is None:
-        args.workdir = Path("data/toy-quick" if args.recipe == "quick" else "data/toy")
+        args.workdir = WORKDIRS[args.recipe]
     resumable = "checkpoints are kept: the same command resumes training" if args.command == "train" else None
     return run_command(lambda: _command(args), args.debug, resumable)
 
@@ -266,8 +280,7 @@ def _command(args) -> int:
 
         benchmark()
         return 0
-    everything = configs.QUICK_STAGES if args.recipe == "quick" else STAGES
-    for stage in everything if args.stage == "all" else (args.stage,):
+    for stage in RECIPE_STAGES[args.recipe] if args.stage == "all" else (args.stage,):
         train_stage(stage, args.workdir, args.set, args.from_weights, args.recipe)
     return 0
 

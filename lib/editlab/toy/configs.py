@@ -39,6 +39,7 @@ UNET_CONFIG = dict(
 
 @dataclass
 class VaeRecipe:
+    block_out_channels: tuple[int, ...] = VAE_CONFIG["block_out_channels"]  # the architecture's one knob here
     pictures: int = 30_000  # training renders (seeds from data.TRAIN_SEED0)
     steps: int = 6_000
     batch: int = 16
@@ -143,6 +144,9 @@ class OracleRecipe:
 
 @dataclass
 class UnetRecipe:
+    block_out_channels: tuple[int, ...] = UNET_CONFIG["block_out_channels"]  # the architecture's width ...
+    attention_head_dim: tuple[int, ...] = UNET_CONFIG["attention_head_dim"]  # ... and heads (of 32 channels each)
+    text_encoder: str = "text_encoder"  # the tower (a folder of the work folder) whose states condition the UNet
     pictures: int = 30_000  # the same training renders, encoded once by the VAE
     texts_per_picture: int = 2  # the caption and one paraphrase, encoded once by the text encoder
     steps: int = 6_000  # 0.58 s per step on 2 cores (batch 32), on pre-encoded latents
@@ -168,8 +172,20 @@ class SeparatedUnetRecipe(UnetRecipe):
     """The second model's UNet: the first model's (all its cycles) trained one more warm-restart cycle on the
     separated text tower's states. ``steps`` only places that cycle (it starts at step ``steps``, from the first
     model's weights, with the draws of a first restart); no first cycle runs."""
+    text_encoder: str = "text_encoder_separated"
     pictures: int = 10_000
     restarts: int = 1
+
+
+def vae_config(r: VaeRecipe) -> dict:
+    """The autoencoder's diffusers config for recipe ``r``: ``VAE_CONFIG`` at the recipe's width."""
+    return dict(VAE_CONFIG, block_out_channels=tuple(r.block_out_channels))
+
+
+def unet_config(r: UnetRecipe) -> dict:
+    """The UNet's diffusers config for recipe ``r``: ``UNET_CONFIG`` at the recipe's width and heads."""
+    return dict(UNET_CONFIG, block_out_channels=tuple(r.block_out_channels),
+                attention_head_dim=tuple(r.attention_head_dim))
 
 
 # The quick recipe (``train --recipe quick``): the same architecture in 35 minutes on 2 cores (a 2-core AMD EPYC,
@@ -182,6 +198,19 @@ QUICK_RECIPE = {
     "unet": dict(pictures=10_000, steps=1_500, warmup=100, restarts=0),
 }
 QUICK_STAGES = ("vae", "clip", "oracle", "unet")
+
+# The second model (``train --recipe second``), from what the pilots measured (docs/pilots.md): an autoencoder of
+# twice the width (32/64/128/128 channels), the first model's CLIP with its text side fine-tuned by the separation
+# objective (the ``separate`` stage, so that "cat" and "dog" are heard apart), and a UNet of 1.5 times the width
+# (96/192/288 channels, heads of 32 as before) trained from scratch on that tower's states. The oracle is the
+# first model's, copied: one judge measures both models alike.
+SECOND_RECIPE = {
+    "vae": dict(block_out_channels=(32, 64, 128, 128)),
+    "unet": dict(block_out_channels=(96, 192, 288), attention_head_dim=(3, 6, 9), text_encoder="text_encoder_separated"),
+}
+# The decoder is fine-tuned right after the VAE (it changes no latent), so that one working session trains the
+# autoencoder whole; the UNet, the longest stage, comes last.
+SECOND_STAGES = ("vae", "decoder", "separate", "oracle", "unet")
 
 
 # Settings of the benchmark's per-picture methods on the tiny model (python -m editlab.bench run --model toy):

@@ -20,8 +20,15 @@ from safetensors.torch import load_file, save_file
 from .clip import TEXT_TOWER, load_clip
 from .configs import SCHEDULER_CONFIG
 
-SECOND_MODEL_STAGES = ("separate", "unet_separated")
-SECOND_MODEL_PARTS = ("clip_separated", "text_encoder_separated", "unet_separated")
+# The continued candidate (docs/pilots.md): the first model's UNet one cycle further on the separated tower.
+CONTINUED_STAGES = ("separate", "unet_separated")
+SEPARATED_PARTS = ("clip_separated", "text_encoder_separated")
+
+
+def _recipe_name(workdir: Path) -> str:
+    """The named recipe (``train --recipe``) the UNet in ``workdir`` was trained with: "full", "quick", "second"."""
+    used = Path(workdir) / "unet.recipe.json"
+    return json.loads(used.read_text()).get("recipe", "full") if used.exists() else "full"
 
 
 def assemble(workdir: Path, weights: Path) -> None:
@@ -32,16 +39,21 @@ def assemble(workdir: Path, weights: Path) -> None:
 
     workdir, weights = Path(workdir), Path(weights)
     tuned = (workdir / "vae_tuned").exists()  # the decoder stage ran: ship its VAE (same encoder, fine-tuned decoder)
-    second = (workdir / "unet_separated").exists()  # the second model's stages ran: ship its tower and UNet
-    for name in ("vae", "text_encoder", "tokenizer", "clip", "unet", "oracle") + (SECOND_MODEL_PARTS if second else ()):
+    continued = (workdir / "unet_separated").exists()  # the continued candidate: the separated tower, the UNet on it
+    second = _recipe_name(workdir) == "second"  # the second model: the separated tower, a UNet trained on it
+    separated = continued or second
+    tower = "_separated" if separated else ""
+    unet = "unet_separated" if continued else "unet"
+    needed = ("vae", "tokenizer", "oracle", f"clip{tower}", f"text_encoder{tower}", unet)
+    for name in needed:
         if not (workdir / name).exists():
-            raise ValueError(f"{workdir / name} is missing: train every stage first (python -m editlab.toy train --stage all)")
-    suffix = "_separated" if second else ""
+            how = "--recipe second --stage all" if second else "--stage all"
+            raise ValueError(f"{workdir / name} is missing: train every stage first (python -m editlab.toy train {how})")
     pipe = StableDiffusionPipeline(
         vae=AutoencoderKL.from_pretrained(workdir / ("vae_tuned" if tuned else "vae")),
-        text_encoder=CLIPTextModel.from_pretrained(workdir / f"text_encoder{suffix}"),
+        text_encoder=CLIPTextModel.from_pretrained(workdir / f"text_encoder{tower}"),
         tokenizer=CLIPTokenizer.from_pretrained(workdir / "tokenizer"),
-        unet=UNet2DConditionModel.from_pretrained(workdir / f"unet{suffix}"),
+        unet=UNet2DConditionModel.from_pretrained(workdir / unet),
         scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     ).to(torch.float16)
@@ -49,7 +61,7 @@ def assemble(workdir: Path, weights: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp)
 
-    clip = CLIPModel.from_pretrained(workdir / f"clip{suffix}")
+    clip = CLIPModel.from_pretrained(workdir / f"clip{tower}")
     (tmp / "clip").mkdir()
     clip.config.save_pretrained(tmp / "clip")
     vision_side = {k: v.half().contiguous() for k, v in clip.state_dict().items() if not k.startswith(TEXT_TOWER)}
@@ -60,7 +72,8 @@ def assemble(workdir: Path, weights: Path) -> None:
     for log in sorted(workdir.glob("*.log.jsonl")):
         shutil.copy(log, tmp / "logs" / log.name)
     recipe = {}
-    for stage in ("vae", "clip", "oracle", "unet") + (("decoder",) if tuned else ()) + (SECOND_MODEL_STAGES if second else ()):
+    for stage in ("vae", "clip", "oracle", "unet") + (("decoder",) if tuned else ()) + (("separate",) if separated else ()) \
+            + (("unet_separated",) if continued else ()):
         used = workdir / f"{stage}.recipe.json"
         if not used.exists():
             raise ValueError(f"{used} is missing: the recipe a stage used is written when it starts training")
@@ -73,12 +86,13 @@ def assemble(workdir: Path, weights: Path) -> None:
     tmp.replace(weights)
 
 
-def unpack(weights: Path, workdir: Path) -> None:
+def unpack(weights: Path, workdir: Path, parts: tuple[str, ...] | None = None) -> None:
     """The inverse of ``assemble``: write a shipped folder's stages to ``workdir`` in float32, with
     their recipes and logs, as if they had been trained there, so that a stage can be trained further
     (``train --stage unet --from-weights``) and the result shipped again. Stages already in
     ``workdir`` are left alone. A folder whose decoder was fine-tuned unpacks its VAE as both ``vae``
-    and ``vae_tuned`` (the encoder, all that later stages use of ``vae``, is the same)."""
+    and ``vae_tuned`` (the encoder, all that later stages use of ``vae``, is the same). ``parts`` (e.g.
+    ``("clip", "tokenizer")``): only those, with the recipes and logs of their stages."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -98,17 +112,25 @@ def unpack(weights: Path, workdir: Path) -> None:
     }
     if "decoder" in json.loads((weights / "recipe.json").read_text()):
         writers["vae_tuned"] = writers["vae"]
+    if parts is not None:
+        unknown = set(parts) - set(writers)
+        if unknown:
+            raise ValueError(f"{weights} has no part {sorted(unknown)}: its parts are {sorted(writers)}")
+        writers = {name: w for name, w in writers.items() if name in parts}
     for name, write in writers.items():
         if not (workdir / name).exists():
             tmp = workdir / f"{name}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             write(tmp)
             tmp.replace(workdir / name)
+    def wanted(stage: str) -> bool:  # a stage's recipe and logs come with its part ("clip_vision" with "clip")
+        return parts is None or stage.split("_")[0] in parts
+
     for stage, used in json.loads((weights / "recipe.json").read_text()).items():
-        if not (workdir / f"{stage}.recipe.json").exists():
+        if wanted(stage) and not (workdir / f"{stage}.recipe.json").exists():
             (workdir / f"{stage}.recipe.json").write_text(json.dumps(used, indent=1))
     for log in sorted((weights / "logs").glob("*.log.jsonl")):
-        if not (workdir / log.name).exists():
+        if wanted(log.name.split(".")[0]) and not (workdir / log.name).exists():
             shutil.copy(log, workdir / log.name)
 
 
@@ -151,22 +173,29 @@ def write_card(weights: Path) -> str:
     augmented = f", moved by up to {o['shift']} px{' and mirrored' if o.get('flip') else ''} at random" if o.get("shift") else ""
     compact = " (a compact tower, trained after the joint one against the locked text side)" \
         if recipe["clip"].get("compact_vision_steps") else ""
-    second = "unet_separated" in recipe
+    continued = "unet_separated" in recipe
+    second = recipe["unet"].get("recipe") == "second"
     quick = recipe["unet"].get("recipe") == "quick"
     lines = [
-        f"# The {'second ' if second else ''}tiny Stable Diffusion of editlab{', quick recipe' if quick else ''}",
+        f"# The {'second ' if second or continued else ''}tiny Stable Diffusion of editlab{', quick recipe' if quick else ''}",
         "",
         "Stable Diffusion v1's design at a small size, trained from scratch on a 2-core CPU on the",
         "procedural world of `editlab.world` (128x128 pictures, 16x16x4 latents). Load it with",
-        f"`editlab.load_pipeline(\"{'toy-2' if second else 'toy'}\")` or `StableDiffusionPipeline.from_pretrained(<this folder>)`."
-        if not quick else "`StableDiffusionPipeline.from_pretrained(<this folder>)`.",
+        "`editlab.load_pipeline(\"toy\")` or `StableDiffusionPipeline.from_pretrained(<this folder>)`."
+        if not (quick or continued) else "`StableDiffusionPipeline.from_pretrained(<this folder>)`.",
         "",
     ]
     if quick:
         lines += ["The first model's architecture, trained with `--recipe quick` (fewer pictures and steps, for a class",
                   "that wants to watch a model learn); its oracle is the first model's, copied, not retrained.", ""]
     if second:
-        lines += ["The first model (`toy`) trained two stages further: its CLIP's text side fine-tuned so that swapping",
+        lines += [f"Trained with `--recipe second`: an autoencoder of channels {tuple(recipe['vae']['block_out_channels'])} "
+                  f"and a UNet of channels {tuple(recipe['unet']['block_out_channels'])},",
+                  "both from scratch; its text tower is the first model's CLIP with the text side fine-tuned so that swapping",
+                  "one kind or colour word moves the 77 states the UNet reads (`editlab.toy.separation`); its oracle is",
+                  "the first model's, copied, not retrained.", ""]
+    if continued:
+        lines += ["The first model trained two stages further: its CLIP's text side fine-tuned so that swapping",
                   "one kind or colour word moves the 77 states the UNet reads (`editlab.toy.separation`), then its UNet",
                   "one more warm-restart cycle on that tower's states. Its VAE and oracle are the first model's.", ""]
     lines += [
@@ -197,8 +226,9 @@ def write_card(weights: Path) -> str:
         if r.get("copied_from"):
             lines.append(f"| {stage} | copied from {r['copied_from']} | | 0 min |")
             continue
+        label = "clip (the first model's)" if second and stage == "clip" else stage  # its text side tuned below
         steps = f"{r['steps']:,}" + _restart_steps(r.get("restart_steps", 0), r.get("restarts", 1))
-        lines.append(f"| {stage} | {steps} | {r['batch']} | {seconds.get(stage, float('nan')) / 60:.0f} min |")
+        lines.append(f"| {label} | {steps} | {r['batch']} | {seconds.get(stage, float('nan')) / 60:.0f} min |")
         if stage == "clip" and r.get("compact_vision_steps"):
             lines.append(f"| clip: compact vision tower | {r['compact_vision_steps']:,} | {r['batch']} | "
                          f"{seconds.get('clip_vision', float('nan')) / 60:.0f} min |")

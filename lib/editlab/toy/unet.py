@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
 from .clip import tokenize
-from .configs import PICTURE_SIZE, SCHEDULER_CONFIG, UNET_CONFIG, ClipRecipe, UnetRecipe
+from .configs import PICTURE_SIZE, SCHEDULER_CONFIG, ClipRecipe, UnetRecipe, unet_config
 from .data import TRAIN_SEED0, cached_captions, cached_pictures, to_tensor
 from .tokenizer import world_tokenizer
 from .training import Checkpoint, cosine_restart_lr, optimise, restart_cycle_starts, update_average
@@ -68,16 +68,17 @@ def encode_texts(text_encoder: CLIPTextModel, tokenizer, texts: list[str], out: 
 def load_components(components: Path, text_encoder: str = "text_encoder") -> tuple[AutoencoderKL, CLIPTextModel]:
     for name in ("vae", text_encoder):
         if not (components / name).exists():
+            stage = {"vae": "vae", "text_encoder": "clip"}.get(name, "separate")
             raise ValueError(f"{components / name} is missing: train the earlier stages first "
-                             f"(python -m editlab.toy train --stage {'vae' if name == 'vae' else 'clip'})")
+                             f"(python -m editlab.toy train --stage {stage})")
     return (AutoencoderKL.from_pretrained(components / "vae").eval(),
             CLIPTextModel.from_pretrained(components / text_encoder).eval())
 
 
-def training_data(workdir: Path, components: Path, r: UnetRecipe, text_encoder: str = "text_encoder"):
+def training_data(workdir: Path, components: Path, r: UnetRecipe):
     """Latents (n, 4, 16, 16) and caption states (n, texts_per_picture, 77, d) of the text tower in
-    ``components / text_encoder``, both float16 memmaps."""
-    tower = text_encoder
+    ``components / r.text_encoder``, both float16 memmaps."""
+    tower = r.text_encoder
     vae, text_encoder = load_components(components, tower)
     tokenizer = world_tokenizer()
     seeds = range(TRAIN_SEED0, TRAIN_SEED0 + r.pictures)
@@ -122,8 +123,7 @@ def noise_prediction_loss(unet, x0: torch.Tensor, t: torch.Tensor, eps: torch.Te
 
 
 def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Path | None = None,
-          progress: bool = True, start_from: Path | None = None, text_encoder: str = "text_encoder",
-          name: str = "unet") -> UNet2DConditionModel:
+          progress: bool = True, start_from: Path | None = None, name: str = "unet") -> UNet2DConditionModel:
     """Train (or resume) the UNet in ``workdir``; save the EMA weights to ``out`` in diffusers format.
 
     After the first cosine cycle come ``r.restarts`` warm restarts of ``r.restart_steps`` each; every
@@ -134,7 +134,7 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
     ``workdir`` has no checkpoint yet, training begins at the start of the recipe's last restart from
     those weights. To train the shipped UNet one cycle further, raise ``restarts`` by one.
 
-    ``text_encoder`` names the tower (a folder in ``components``) whose states condition the UNet; ``name`` the
+    ``r.text_encoder`` names the tower (a folder in ``components``) whose states condition the UNet; ``name`` the
     checkpoint and log (``<name>.pt``, ``<name>.log.jsonl`` in ``workdir``).
     """
     components = components or workdir
@@ -144,13 +144,13 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
         raise ValueError("starting from trained weights continues them with a restart cycle: "
                          f"give it one, e.g. --set restart_steps={UnetRecipe().restart_steps} "
                          f"restarts={UnetRecipe().restarts + 1}")
-    latents, states, empty = training_data(workdir, components, r, text_encoder)
+    latents, states, empty = training_data(workdir, components, r)
     scheduler = DDIMScheduler(**SCHEDULER_CONFIG)
     alphas_cumprod = scheduler.alphas_cumprod
 
     ckpt = Checkpoint(workdir, name)
     torch.manual_seed(r.seed)
-    unet = UNet2DConditionModel(**UNET_CONFIG)
+    unet = UNet2DConditionModel(**unet_config(r))
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     gen = torch.Generator().manual_seed(r.seed)

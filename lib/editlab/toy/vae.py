@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
-from .configs import PICTURE_SIZE, VAE_CONFIG, DecoderRecipe, VaeRecipe
+from .configs import PICTURE_SIZE, DecoderRecipe, VaeRecipe, vae_config
 from .data import EVAL_SEED0, TRAIN_SEED0, cached_pictures, psnr, random_crops, render_pictures, to_tensor
 from .training import Checkpoint, cosine_lr, optimise
 
@@ -94,7 +94,7 @@ def train(workdir: Path, out: Path, r: VaeRecipe = VaeRecipe(), progress: bool =
     """Train (or resume) the VAE in ``workdir`` and save it in diffusers format to ``out``."""
     pictures, val = _training_pictures(workdir, r.pictures)
     torch.manual_seed(r.seed)  # the initial weights
-    vae = AutoencoderKL(**VAE_CONFIG)
+    vae = AutoencoderKL(**vae_config(r))
     opt = torch.optim.AdamW(vae.parameters(), lr=r.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(r.seed)
 
