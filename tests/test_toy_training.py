@@ -381,3 +381,38 @@ def test_the_second_recipe_trains_wider_parts_on_the_separated_tower_and_ships_t
     card = write_card(weights)
     assert card.startswith("# The second tiny Stable Diffusion") and "--recipe second" in card
     assert "| clip (the first model's) |" in card and "| oracle | copied from the first tiny model" in card
+
+
+def test_finished_stages_are_kept_in_float16_and_restored_in_another_work_folder(tmp_path):
+    from editlab.toy.configs import SECOND_STAGES
+    from editlab.toy.ship import restore_stages, save_stages
+    from transformers import CLIPTextModel
+
+    work, kept, again = tmp_path / "second", tmp_path / "kept", tmp_path / "again"
+    separate = ["pictures=16", "steps=2", "batch=4", "warmup=1"]
+    settings = {**TINY, "separate": separate, "oracle": []}
+    with pytest.raises(ValueError, match="no finished stage"):
+        save_stages(work, kept)
+    for stage in SECOND_STAGES[:-1]:  # all but the UNet: what one session trains
+        train_stage(stage, work, settings[stage], recipe_name="second")
+    assert save_stages(work, kept) == ["vae_tuned", "clip_separated", "tokenizer", "oracle"]
+    assert {p.name for p in kept.glob("*.recipe.json")} == {f"{s}.recipe.json" for s in ("vae", "decoder", "clip", "separate", "oracle")}
+
+    assert set(restore_stages(kept, again)) == {"vae", "vae_tuned", "clip_separated", "text_encoder_separated",
+                                                "tokenizer", "oracle"}
+    trained = CLIPTextModel.from_pretrained(work / "text_encoder_separated").state_dict()
+    restored = CLIPTextModel.from_pretrained(again / "text_encoder_separated").state_dict()
+    assert all(torch.equal(restored[k], v.half().float()) for k, v in trained.items())
+    for stage in SECOND_STAGES[:-1]:  # restored stages are not trained again
+        train_stage(stage, again, settings[stage], recipe_name="second")
+    assert not list(again.glob("*.pt"))
+    train_stage("unet", again, TINY["unet"], recipe_name="second")  # the next session's stage
+    assemble(again, tmp_path / "weights")
+    from diffusers import AutoencoderKL
+
+    shipped = AutoencoderKL.from_pretrained(tmp_path / "weights" / "vae", torch_dtype=torch.float32).state_dict()
+    tuned = AutoencoderKL.from_pretrained(work / "vae_tuned").state_dict()
+    assert all(torch.equal(shipped[k], v.half().float()) for k, v in tuned.items())  # the session's VAE ships
+    assert restore_stages(kept, again) == []  # nothing in the work folder is overwritten
+    with pytest.raises(ValueError, match="not a folder of kept stages"):
+        restore_stages(tmp_path, again)

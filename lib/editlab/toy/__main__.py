@@ -7,6 +7,8 @@
     python -m editlab.toy train --stage unet_separated --from-weights lib/editlab/toy/weights --workdir data/toy2
     python -m editlab.toy train --recipe quick --stage all   # the same architecture in 35 min (data/toy-quick)
     python -m editlab.toy train --recipe second --stage vae  # the second model, stage by stage (data/toy-2)
+    python -m editlab.toy save-stages --folder checkpoints/toy-2   # its finished stages, to go on in another session
+    python -m editlab.toy restore-stages --folder checkpoints/toy-2   # ... into data/toy-2 there
     python -m editlab.toy ship --workdir data/toy-quick --weights data/toy-quick/weights   # then evaluate --weights ...
     python -m editlab.toy ship --workdir data/toy2 --weights lib/editlab/toy/weights-2   # the second model
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
@@ -70,6 +72,8 @@ RECIPES = {"vae": configs.VaeRecipe, "clip": configs.ClipRecipe, "oracle": confi
 
 
 RECIPE_NAMES = ("full", "quick", "second")
+# A stage whose output is in the work folder without its checkpoint was restored (restore-stages): it is skipped.
+FINISHED_OUTPUT = {"vae": "vae", "decoder": "vae_tuned", "separate": "text_encoder_separated"}
 # Each named recipe's stages (in order) and its changes to the stages' recipes; "full" is the first model's.
 RECIPE_STAGES = {"full": STAGES, "quick": configs.QUICK_STAGES, "second": configs.SECOND_STAGES}
 RECIPE_CHANGES = {"full": {}, "quick": configs.QUICK_RECIPE, "second": configs.SECOND_RECIPE}
@@ -131,6 +135,11 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
         raise ValueError(f"the {recipe_name} recipe trains from scratch: leave out --from-weights")
     if named and stage == "oracle":
         _copy_first_oracle(workdir)
+        return
+    done = FINISHED_OUTPUT.get(stage)
+    if done and (workdir / done).exists() and not (workdir / f"{stage}.pt").exists():
+        print(f"{stage}: {workdir / done} is there already, with no checkpoint (restored with restore-stages): "
+              "not trained again")
         return
     recipe = replace(RECIPES[stage](), **RECIPE_CHANGES[recipe_name].get(stage, {}))
     recipe = _override(recipe, assignments)
@@ -253,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--weights", type=Path, default=TOY_WEIGHTS)
     ev.add_argument("--quick", action="store_true", help="a few pictures per measurement (a smoke test, not the numbers)")
     ev.add_argument("--threads", type=int, default=None)
+    ss = sub.add_parser("save-stages", parents=[debug_option()],
+                        help="float16 copies of the finished stages (not the UNet), to carry a training to another session")
+    ss.add_argument("--workdir", type=Path, default=WORKDIRS["second"])
+    ss.add_argument("--folder", type=Path, required=True, help="where to write them (a folder to commit)")
+    rs = sub.add_parser("restore-stages", parents=[debug_option()], help="write the stages save-stages kept into a work folder")
+    rs.add_argument("--folder", type=Path, required=True)
+    rs.add_argument("--workdir", type=Path, default=WORKDIRS["second"])
     be = sub.add_parser("benchmark", parents=[debug_option()], help="print sampling throughput and UNet latency on this machine")
     be.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
@@ -275,6 +291,17 @@ def _command(args) -> int:
         return 0
     if args.command == "evaluate":
         return evaluate_command(args.weights, args.quick)
+    if args.command == "save-stages":
+        from .ship import save_stages
+
+        print(f"wrote {', '.join(save_stages(args.workdir, args.folder))} to {args.folder}")
+        return 0
+    if args.command == "restore-stages":
+        from .ship import restore_stages
+
+        written = restore_stages(args.folder, args.workdir)
+        print(f"wrote {', '.join(written) or 'nothing (every part was there already)'} to {args.workdir}")
+        return 0
     if args.command == "benchmark":
         from .benchmark import main as benchmark
 

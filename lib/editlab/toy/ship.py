@@ -134,6 +134,93 @@ def unpack(weights: Path, workdir: Path, parts: tuple[str, ...] | None = None) -
             shutil.copy(log, workdir / log.name)
 
 
+# A training longer than one working session keeps its finished stages between sessions: float16 copies of their
+# parts, with the recipes and logs of the stages that made them, in a folder that can be committed. Each part and
+# the stages whose recipes and logs go with it:
+KEPT_PARTS = {"vae_tuned": ("vae", "decoder"), "vae": ("vae",), "clip_separated": ("clip", "clip_vision", "separate"),
+              "tokenizer": (), "oracle": ("oracle",)}
+
+
+def save_stages(workdir: Path, folder: Path) -> list[str]:
+    """Write the finished stages in ``workdir`` (see ``KEPT_PARTS``; not the UNet) to ``folder`` in float16, with
+    their recipes and logs; return the parts written. A VAE whose decoder was fine-tuned is kept once, as
+    ``vae_tuned``: its encoder, all that later stages use of ``vae``, is the same."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPModel
+
+    workdir, folder = Path(workdir), Path(folder)
+    parts = [name for name in KEPT_PARTS if (workdir / name).exists()]
+    if "vae_tuned" in parts:
+        parts.remove("vae")
+    if not parts:
+        raise ValueError(f"{workdir} holds no finished stage to keep (any of {', '.join(KEPT_PARTS)})")
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in parts:
+        if name.startswith("vae"):
+            AutoencoderKL.from_pretrained(workdir / name, torch_dtype=torch.float16).save_pretrained(tmp / name)
+        elif name == "clip_separated":
+            CLIPModel.from_pretrained(workdir / name, dtype=torch.float16).save_pretrained(tmp / name)
+        else:
+            shutil.copytree(workdir / name, tmp / name)
+        for stage in KEPT_PARTS[name]:
+            for kept in (f"{stage}.recipe.json", f"{stage}.log.jsonl"):
+                if (workdir / kept).exists():
+                    shutil.copy(workdir / kept, tmp / kept)
+    (tmp / "README.md").write_text(
+        "# Finished stages of a tiny model in training\n\n"
+        f"Float16 copies of the stages trained so far ({', '.join(parts)}), with their recipes and logs, so that\n"
+        "training goes on in another working session:\n\n"
+        f"    python -m editlab.toy restore-stages --folder {folder} --workdir <the work folder>\n\n"
+        "then the next stage's `train` command. Once the model ships, its folder holds these parts.\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    return parts
+
+
+def restore_stages(folder: Path, workdir: Path) -> list[str]:
+    """The inverse of ``save_stages``: each kept part written to ``workdir`` in float32 (``vae_tuned`` as both
+    ``vae`` and ``vae_tuned``; ``clip_separated`` with its text tower as ``text_encoder_separated``), with the
+    recipes and logs. Parts already in ``workdir`` are left alone; return the parts written."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPModel
+
+    folder, workdir = Path(folder), Path(workdir)
+    if not (folder / "README.md").exists() or not any((folder / name).exists() for name in KEPT_PARTS):
+        raise ValueError(f"{folder} is not a folder of kept stages: give the folder `save-stages` wrote")
+    workdir.mkdir(parents=True, exist_ok=True)
+    f32 = torch.float32
+
+    def write_vae(source):
+        return lambda out: AutoencoderKL.from_pretrained(folder / source, torch_dtype=f32).save_pretrained(out)
+
+    writers = {}
+    if (folder / "vae_tuned").exists():
+        writers |= {"vae": write_vae("vae_tuned"), "vae_tuned": write_vae("vae_tuned")}
+    elif (folder / "vae").exists():
+        writers["vae"] = write_vae("vae")
+    if (folder / "clip_separated").exists():
+        clip = lambda: CLIPModel.from_pretrained(folder / "clip_separated", dtype=f32)  # noqa: E731
+        writers["clip_separated"] = lambda out: clip().save_pretrained(out)
+        writers["text_encoder_separated"] = lambda out: clip().text_model.save_pretrained(out)
+    for name in ("tokenizer", "oracle"):
+        if (folder / name).exists():
+            writers[name] = lambda out, name=name: shutil.copytree(folder / name, out)
+    written = []
+    for name, write in writers.items():
+        if not (workdir / name).exists():
+            tmp = workdir / f"{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            write(tmp)
+            tmp.replace(workdir / name)
+            written.append(name)
+    for kept in sorted(folder.glob("*.recipe.json")) + sorted(folder.glob("*.log.jsonl")):
+        if not (workdir / kept.name).exists():
+            shutil.copy(kept, workdir / kept.name)
+    return written
+
+
 def stage_seconds(weights: Path) -> dict[str, float]:
     """Training wall time of each stage, read from the logs shipped with the weights."""
     out = {}
