@@ -406,7 +406,17 @@ def test_finished_stages_are_kept_in_float16_and_restored_in_another_work_folder
     for stage in SECOND_STAGES[:-1]:  # restored stages are not trained again
         train_stage(stage, again, settings[stage], recipe_name="second")
     assert not list(again.glob("*.pt"))
-    train_stage("unet", again, TINY["unet"], recipe_name="second")  # the next session's stage
+    first_cycle = ["pictures=16", "steps=2", "batch=4", "warmup=1", "restarts=0", "restart_steps=2", "restart_warmup=1"]
+    train_stage("unet", again, first_cycle, recipe_name="second")  # the next session's stage: its first cycle
+    assert "unet" in save_stages(again, kept)  # it ended where its recipe ends: kept, to go on from
+
+    later = tmp_path / "later"
+    restore_stages(kept, later)
+    with pytest.raises(ValueError, match="restarts=1"):
+        train_stage("unet", later, first_cycle[:-3] + ["restarts=2", "restart_steps=2"], recipe_name="second")
+    train_stage("unet", later, first_cycle[:-3] + ["restarts=1", "restart_steps=2", "restart_warmup=1"], recipe_name="second")
+    assert torch.load(later / "unet.pt", weights_only=False)["step"] == 4  # one more cycle, from the kept average
+    assert [json.loads(row)["step"] for row in (later / "unet.log.jsonl").read_text().splitlines()][-2:] == [2, 4]
     assemble(again, tmp_path / "weights")
     from diffusers import AutoencoderKL
 

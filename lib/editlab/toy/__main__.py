@@ -100,15 +100,15 @@ def _shipped_recipe(weights: Path) -> dict:
     return json.loads(recipe_file.read_text()) if recipe_file.exists() else {}
 
 
-def _check_one_cycle_more(recipe, weights: Path) -> None:
-    """A shipped UNet is trained one restart further: the recipe must be the shipped one with ``restarts``
-    raised by one, or the cycles that the recipe (and the model card) records would not be the ones that ran."""
-    shipped = _shipped_recipe(weights).get("unet")
+def _check_one_cycle_more(recipe, shipped: dict | None, weights: Path) -> None:
+    """A trained UNet (shipped in ``weights``, or restored there) is trained one restart further: the recipe must
+    be the one it was trained with (``shipped``) with ``restarts`` raised by one, or the cycles that the recipe
+    (and the model card) records would not be the ones that ran."""
     if shipped is None:
         return  # not a shipped folder: unpack says what is missing
     done = shipped.get("restarts", 1) if shipped.get("restart_steps") else 0
     if recipe.restarts != done + 1:
-        raise ValueError(f"{weights} has {done} restart(s) already: --from-weights trains one more, "
+        raise ValueError(f"{weights} has {done} restart(s) already: training it further adds one, "
                          f"so give --set restarts={done + 1}")
     if recipe.steps != shipped.get("steps") or (done and recipe.restart_steps != shipped.get("restart_steps")):
         raise ValueError(f"{weights} was trained with steps={shipped.get('steps')} and restart_steps="
@@ -155,7 +155,12 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
                          f"give it one, e.g. --set restart_steps={configs.UnetRecipe().restart_steps} "
                          f"restarts={configs.UnetRecipe().restarts + 1}")
     if from_weights is not None and stage == "unet":
-        _check_one_cycle_more(recipe, from_weights)
+        _check_one_cycle_more(recipe, _shipped_recipe(from_weights).get("unet"), from_weights)
+    # A UNet restored (restore-stages) at the end of its last cycle, with no checkpoint: it goes on one cycle more.
+    restored_unet = stage == "unet" and from_weights is None and (workdir / "unet").exists() and not (workdir / "unet.pt").exists() \
+        and (workdir / "unet.recipe.json").exists()
+    if restored_unet:
+        _check_one_cycle_more(recipe, json.loads((workdir / "unet.recipe.json").read_text()), workdir / "unet")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{stage}.recipe.json").write_text(json.dumps(asdict(recipe) | ({"recipe": recipe_name} if named else {}),
                                                              indent=1))
@@ -185,6 +190,8 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
 
             unpack(from_weights, workdir)
             start_from = Path(from_weights) / "unet"  # not workdir/unet, which may be an older run's
+        elif restored_unet:
+            start_from = workdir / "unet"
         unet.train(workdir, workdir / "unet", recipe, start_from=start_from)
     elif stage == "separate":
         from transformers import CLIPModel

@@ -162,6 +162,7 @@ class UnetRecipe:
     restarts: int = 4  # ... this many (kind 66.6% -> 75.6% -> 80.8% -> 86.0% -> 88.2% with the tuned decoder, README) ...
     restart_lr: float = 5e-4  # ... each one's peak learning rate ...
     restart_warmup: int = 100  # ... reached after this many steps; each restart has a fresh optimizer and its own draws
+    restart_from_average: bool = False  # ... and starts from the moving average instead of the trained weights
     seed: int = 0
     minutes_between_checkpoints: float = 4.0
 
@@ -206,7 +207,10 @@ QUICK_STAGES = ("vae", "clip", "oracle", "unet")
 # first model's, copied: one judge measures both models alike.
 SECOND_RECIPE = {
     "vae": dict(block_out_channels=(32, 64, 128, 128)),
-    "unet": dict(block_out_channels=(96, 192, 288), attention_head_dim=(3, 6, 9), text_encoder="text_encoder_separated"),
+    # Each warm restart starts from the moving average: a run split across working sessions (save-stages keeps
+    # the average at the end of a cycle) then differs from an unbroken one by float16 rounding alone.
+    "unet": dict(block_out_channels=(96, 192, 288), attention_head_dim=(3, 6, 9), text_encoder="text_encoder_separated",
+                 restart_from_average=True),
 }
 # The decoder is fine-tuned right after the VAE (it changes no latent), so that one working session trains the
 # autoencoder whole; the UNet, the longest stage, comes last.

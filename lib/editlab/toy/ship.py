@@ -138,20 +138,34 @@ def unpack(weights: Path, workdir: Path, parts: tuple[str, ...] | None = None) -
 # parts, with the recipes and logs of the stages that made them, in a folder that can be committed. Each part and
 # the stages whose recipes and logs go with it:
 KEPT_PARTS = {"vae_tuned": ("vae", "decoder"), "vae": ("vae",), "clip_separated": ("clip", "clip_vision", "separate"),
-              "tokenizer": (), "oracle": ("oracle",)}
+              "tokenizer": (), "oracle": ("oracle",), "unet": ("unet",)}
+
+
+def _unet_finished(workdir: Path) -> bool:
+    """Whether the UNet in ``workdir`` is the moving average at the end of the run its recipe describes (the end of
+    a cycle), not one saved midway."""
+    recipe, ckpt = workdir / "unet.recipe.json", workdir / "unet.pt"
+    if not (recipe.exists() and ckpt.exists() and (workdir / "unet").exists()):
+        return False
+    r = json.loads(recipe.read_text())
+    total = r["steps"] + (r["restarts"] * r["restart_steps"] if r.get("restart_steps") else 0)
+    return torch.load(ckpt, map_location="cpu", weights_only=False)["step"] == total
 
 
 def save_stages(workdir: Path, folder: Path) -> list[str]:
-    """Write the finished stages in ``workdir`` (see ``KEPT_PARTS``; not the UNet) to ``folder`` in float16, with
-    their recipes and logs; return the parts written. A VAE whose decoder was fine-tuned is kept once, as
-    ``vae_tuned``: its encoder, all that later stages use of ``vae``, is the same."""
-    from diffusers import AutoencoderKL
+    """Write the finished stages in ``workdir`` (see ``KEPT_PARTS``) to ``folder`` in float16, with their recipes
+    and logs; return the parts written. A VAE whose decoder was fine-tuned is kept once, as ``vae_tuned``: its
+    encoder, all that later stages use of ``vae``, is the same. The UNet is kept when its run ended at the end of a
+    cycle (its moving average; training goes on with one restart more, which starts from it)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPModel
 
     workdir, folder = Path(workdir), Path(folder)
     parts = [name for name in KEPT_PARTS if (workdir / name).exists()]
     if "vae_tuned" in parts:
         parts.remove("vae")
+    if "unet" in parts and not _unet_finished(workdir):
+        parts.remove("unet")
     if not parts:
         raise ValueError(f"{workdir} holds no finished stage to keep (any of {', '.join(KEPT_PARTS)})")
     tmp = folder.with_name(folder.name + ".tmp")
@@ -162,6 +176,9 @@ def save_stages(workdir: Path, folder: Path) -> list[str]:
             AutoencoderKL.from_pretrained(workdir / name, torch_dtype=torch.float16).save_pretrained(tmp / name)
         elif name == "clip_separated":
             CLIPModel.from_pretrained(workdir / name, dtype=torch.float16).save_pretrained(tmp / name)
+        elif name == "unet":  # in shards under 20 MB, as the repository keeps its files
+            UNet2DConditionModel.from_pretrained(workdir / name, torch_dtype=torch.float16).save_pretrained(
+                tmp / name, max_shard_size="15MB")
         else:
             shutil.copytree(workdir / name, tmp / name)
         for stage in KEPT_PARTS[name]:
@@ -182,8 +199,9 @@ def save_stages(workdir: Path, folder: Path) -> list[str]:
 def restore_stages(folder: Path, workdir: Path) -> list[str]:
     """The inverse of ``save_stages``: each kept part written to ``workdir`` in float32 (``vae_tuned`` as both
     ``vae`` and ``vae_tuned``; ``clip_separated`` with its text tower as ``text_encoder_separated``), with the
-    recipes and logs. Parts already in ``workdir`` are left alone; return the parts written."""
-    from diffusers import AutoencoderKL
+    recipes and logs. Parts already in ``workdir`` are left alone; return the parts written. A kept UNet goes on
+    with ``train --stage unet`` and ``restarts`` raised by one."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPModel
 
     folder, workdir = Path(folder), Path(workdir)
@@ -207,6 +225,8 @@ def restore_stages(folder: Path, workdir: Path) -> list[str]:
     for name in ("tokenizer", "oracle"):
         if (folder / name).exists():
             writers[name] = lambda out, name=name: shutil.copytree(folder / name, out)
+    if (folder / "unet").exists():
+        writers["unet"] = lambda out: UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=f32).save_pretrained(out)
     written = []
     for name, write in writers.items():
         if not (workdir / name).exists():

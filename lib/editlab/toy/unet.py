@@ -178,6 +178,8 @@ def train(workdir: Path, out: Path, r: UnetRecipe = UnetRecipe(), components: Pa
     while step < total:
         t0 = time.perf_counter()
         if step in cycle_starts:  # a warm restart: a fresh optimizer, and not the earlier cycles' draws again
+            if r.restart_from_average:
+                unet.load_state_dict(ema.state_dict())
             opt = torch.optim.AdamW(unet.parameters(), lr=r.restart_lr, weight_decay=r.weight_decay)
             gen.manual_seed(r.seed + 1 + cycle_starts.index(step))
         lr = cosine_restart_lr(step, r.steps, r.lr, r.lr_min, r.warmup, r.restart_steps, r.restart_lr,
