@@ -348,20 +348,33 @@ def test_the_quick_recipe_trains_the_same_stages_smaller_and_copies_the_oracle(t
         train_stage("unet", work, TINY["unet"], from_weights=TOY_WEIGHTS, recipe_name="quick")
 
 
-def test_the_second_recipe_trains_wider_parts_on_the_separated_tower_and_ships_them(tmp_path):
-    from editlab.models import TOY_WEIGHTS
-    from editlab.toy.configs import SECOND_RECIPE, SECOND_STAGES
-    from transformers import CLIPTextModel
 
-    work = tmp_path / "second"
+SEPARATE_TINY = ["pictures=16", "steps=2", "batch=4", "warmup=1"]
+
+
+@pytest.fixture(scope="module")
+def second_workdir(tmp_path_factory):
+    """Every stage of the second recipe at the tiny settings, checking on the way that the UNet waits for the
+    separated tower."""
+    from editlab.toy.configs import SECOND_STAGES
+
+    work = tmp_path_factory.mktemp("second")
     with pytest.raises(ValueError, match="second recipe has the stages"):
         train_stage("clip", work, TINY["clip"], recipe_name="second")
-    separate = ["pictures=16", "steps=2", "batch=4", "warmup=1"]
     for stage in SECOND_STAGES:
         if stage == "separate":
             with pytest.raises(ValueError, match="--stage separate"):  # the UNet reads the separated tower
                 train_stage("unet", work, TINY["unet"], recipe_name="second")
-        train_stage(stage, work, {**TINY, "separate": separate, "oracle": []}[stage], recipe_name="second")
+        train_stage(stage, work, {**TINY, "separate": SEPARATE_TINY, "oracle": []}[stage], recipe_name="second")
+    return work
+
+
+def test_the_second_recipe_trains_wider_parts_on_the_separated_tower_and_ships_them(second_workdir, tmp_path):
+    from editlab.models import TOY_WEIGHTS
+    from editlab.toy.configs import SECOND_RECIPE
+    from transformers import CLIPTextModel
+
+    work = second_workdir
     assert not (work / "unet.log.jsonl").read_text().count('"step": 50')  # its own log, not the first model's
     assert not (work / "vae.recipe.json").read_text().count("copied_from")
     used = json.loads((work / "unet.recipe.json").read_text())
@@ -383,46 +396,39 @@ def test_the_second_recipe_trains_wider_parts_on_the_separated_tower_and_ships_t
     assert "| clip (the first model's) |" in card and "| oracle | copied from the first tiny model" in card
 
 
-def test_finished_stages_are_kept_in_float16_and_restored_in_another_work_folder(tmp_path):
+def test_finished_stages_are_kept_in_float16_and_restored_in_another_work_folder(second_workdir, tmp_path):
+    from diffusers import AutoencoderKL
     from editlab.toy.configs import SECOND_STAGES
     from editlab.toy.ship import restore_stages, save_stages
     from transformers import CLIPTextModel
 
-    work, kept, again = tmp_path / "second", tmp_path / "kept", tmp_path / "again"
-    separate = ["pictures=16", "steps=2", "batch=4", "warmup=1"]
-    settings = {**TINY, "separate": separate, "oracle": []}
+    work, kept, again = second_workdir, tmp_path / "kept", tmp_path / "again"
     with pytest.raises(ValueError, match="no finished stage"):
-        save_stages(work, kept)
-    for stage in SECOND_STAGES[:-1]:  # all but the UNet: what one session trains
-        train_stage(stage, work, settings[stage], recipe_name="second")
-    assert save_stages(work, kept) == ["vae_tuned", "clip_separated", "tokenizer", "oracle"]
-    assert {p.name for p in kept.glob("*.recipe.json")} == {f"{s}.recipe.json" for s in ("vae", "decoder", "clip", "separate", "oracle")}
-
+        save_stages(tmp_path, kept)
+    # its UNet ended where its recipe ends (2 steps, no restart): kept, to go on from
+    assert save_stages(work, kept) == ["vae_tuned", "clip_separated", "tokenizer", "oracle", "unet"]
+    assert {p.name for p in kept.glob("*.recipe.json")} == {f"{s}.recipe.json" for s in
+                                                           ("vae", "decoder", "clip", "separate", "oracle", "unet")}
     assert set(restore_stages(kept, again)) == {"vae", "vae_tuned", "clip_separated", "text_encoder_separated",
-                                                "tokenizer", "oracle"}
+                                                "tokenizer", "oracle", "unet"}
     trained = CLIPTextModel.from_pretrained(work / "text_encoder_separated").state_dict()
     restored = CLIPTextModel.from_pretrained(again / "text_encoder_separated").state_dict()
     assert all(torch.equal(restored[k], v.half().float()) for k, v in trained.items())
     for stage in SECOND_STAGES[:-1]:  # restored stages are not trained again
-        train_stage(stage, again, settings[stage], recipe_name="second")
+        train_stage(stage, again, {**TINY, "separate": SEPARATE_TINY, "oracle": []}[stage], recipe_name="second")
     assert not list(again.glob("*.pt"))
-    first_cycle = ["pictures=16", "steps=2", "batch=4", "warmup=1", "restarts=0", "restart_steps=2", "restart_warmup=1"]
-    train_stage("unet", again, first_cycle, recipe_name="second")  # the next session's stage: its first cycle
-    assert "unet" in save_stages(again, kept)  # it ended where its recipe ends: kept, to go on from
 
-    later = tmp_path / "later"
-    restore_stages(kept, later)
+    one_more = ["pictures=16", "steps=2", "batch=4", "warmup=1", "restart_steps=2", "restart_warmup=1"]
     with pytest.raises(ValueError, match="restarts=1"):
-        train_stage("unet", later, first_cycle[:-3] + ["restarts=2", "restart_steps=2"], recipe_name="second")
-    train_stage("unet", later, first_cycle[:-3] + ["restarts=1", "restart_steps=2", "restart_warmup=1"], recipe_name="second")
-    assert torch.load(later / "unet.pt", weights_only=False)["step"] == 4  # one more cycle, from the kept average
-    assert [json.loads(row)["step"] for row in (later / "unet.log.jsonl").read_text().splitlines()][-2:] == [2, 4]
-    assemble(again, tmp_path / "weights")
-    from diffusers import AutoencoderKL
+        train_stage("unet", again, one_more + ["restarts=2"], recipe_name="second")
+    train_stage("unet", again, one_more + ["restarts=1"], recipe_name="second")  # the next session: one more cycle
+    assert torch.load(again / "unet.pt", weights_only=False)["step"] == 4  # from the kept average at step 2
+    assert [json.loads(row)["step"] for row in (again / "unet.log.jsonl").read_text().splitlines()][-2:] == [2, 4]
 
+    assemble(again, tmp_path / "weights")
     shipped = AutoencoderKL.from_pretrained(tmp_path / "weights" / "vae", torch_dtype=torch.float32).state_dict()
     tuned = AutoencoderKL.from_pretrained(work / "vae_tuned").state_dict()
-    assert all(torch.equal(shipped[k], v.half().float()) for k, v in tuned.items())  # the session's VAE ships
+    assert all(torch.equal(shipped[k], v.half().float()) for k, v in tuned.items())  # the first session's VAE ships
     assert restore_stages(kept, again) == []  # nothing in the work folder is overwritten
     with pytest.raises(ValueError, match="not a folder of kept stages"):
         restore_stages(tmp_path, again)
