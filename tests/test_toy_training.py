@@ -349,7 +349,7 @@ def test_the_quick_recipe_trains_the_same_stages_smaller_and_copies_the_oracle(t
 
 
 
-SEPARATE_TINY = ["pictures=16", "steps=2", "batch=4", "warmup=1"]
+SECOND_TINY = {"vae": [], "separate": ["pictures=16", "steps=2", "batch=4", "warmup=1"], "oracle": [], "unet": TINY["unet"]}
 
 
 @pytest.fixture(scope="module")
@@ -365,18 +365,19 @@ def second_workdir(tmp_path_factory):
         if stage == "separate":
             with pytest.raises(ValueError, match="--stage separate"):  # the UNet reads the separated tower
                 train_stage("unet", work, TINY["unet"], recipe_name="second")
-        train_stage(stage, work, {**TINY, "separate": SEPARATE_TINY, "oracle": []}[stage], recipe_name="second")
+        train_stage(stage, work, SECOND_TINY[stage], recipe_name="second")
     return work
 
 
-def test_the_second_recipe_trains_wider_parts_on_the_separated_tower_and_ships_them(second_workdir, tmp_path):
+def test_the_second_recipe_trains_a_wider_unet_on_the_separated_tower_and_ships_it(second_workdir, tmp_path):
+    from diffusers import AutoencoderKL
     from editlab.models import TOY_WEIGHTS
     from editlab.toy.configs import SECOND_RECIPE
     from transformers import CLIPTextModel
 
     work = second_workdir
     assert not (work / "unet.log.jsonl").read_text().count('"step": 50')  # its own log, not the first model's
-    assert not (work / "vae.recipe.json").read_text().count("copied_from")
+    assert "copied_from" in json.loads((work / "vae.recipe.json").read_text())
     used = json.loads((work / "unet.recipe.json").read_text())
     assert used["recipe"] == "second" and used["text_encoder"] == "text_encoder_separated"
     assert (work / "text_states_text_encoder_separated_16_2.npy").exists()  # trained on the separated tower's states
@@ -385,7 +386,9 @@ def test_the_second_recipe_trains_wider_parts_on_the_separated_tower_and_ships_t
     assemble(work, weights)
     pipe = load_pipeline(str(weights))
     assert tuple(pipe.unet.config.block_out_channels) == SECOND_RECIPE["unet"]["block_out_channels"]
-    assert tuple(pipe.vae.config.block_out_channels) == SECOND_RECIPE["vae"]["block_out_channels"]
+    shipped_vae = AutoencoderKL.from_pretrained(weights / "vae").state_dict()
+    first_vae = AutoencoderKL.from_pretrained(TOY_WEIGHTS / "vae").state_dict()
+    assert all(torch.equal(shipped_vae[k], v) for k, v in first_vae.items())  # the first model's VAE, as it was
     shipped = pipe.text_encoder.state_dict()
     separated = CLIPTextModel.from_pretrained(work / "text_encoder_separated").state_dict()
     assert all(torch.equal(shipped[k], v.half()) for k, v in separated.items())  # the separated tower ships
@@ -394,10 +397,10 @@ def test_the_second_recipe_trains_wider_parts_on_the_separated_tower_and_ships_t
     card = write_card(weights)
     assert card.startswith("# The second tiny Stable Diffusion") and "--recipe second" in card
     assert "| clip (the first model's) |" in card and "| oracle | copied from the first tiny model" in card
+    assert "| vae | copied from the first tiny model" in card and "encoder frozen (copied from the first" in card
 
 
 def test_finished_stages_are_kept_in_float16_and_restored_in_another_work_folder(second_workdir, tmp_path):
-    from diffusers import AutoencoderKL
     from editlab.toy.configs import SECOND_STAGES
     from editlab.toy.ship import restore_stages, save_stages
     from transformers import CLIPTextModel
@@ -405,18 +408,17 @@ def test_finished_stages_are_kept_in_float16_and_restored_in_another_work_folder
     work, kept, again = second_workdir, tmp_path / "kept", tmp_path / "again"
     with pytest.raises(ValueError, match="no finished stage"):
         save_stages(tmp_path, kept)
-    # its UNet ended where its recipe ends (2 steps, no restart): kept, to go on from
-    assert save_stages(work, kept) == ["vae_tuned", "clip_separated", "tokenizer", "oracle", "unet"]
-    assert {p.name for p in kept.glob("*.recipe.json")} == {f"{s}.recipe.json" for s in
-                                                           ("vae", "decoder", "clip", "separate", "oracle", "unet")}
-    assert set(restore_stages(kept, again)) == {"vae", "vae_tuned", "clip_separated", "text_encoder_separated",
-                                                "tokenizer", "oracle", "unet"}
+    # its UNet ended where its recipe ends (2 steps, no restart): kept, to go on from; the copied VAE and oracle not
+    assert save_stages(work, kept) == ["clip_separated", "tokenizer", "unet"]
+    assert {p.name for p in kept.glob("*.recipe.json")} == {f"{s}.recipe.json" for s in ("clip", "separate", "unet")}
+    assert set(restore_stages(kept, again)) == {"clip_separated", "text_encoder_separated", "tokenizer", "unet"}
+    assert "unet" in save_stages(again, tmp_path / "kept-again")  # restored, not trained further: still kept
     trained = CLIPTextModel.from_pretrained(work / "text_encoder_separated").state_dict()
     restored = CLIPTextModel.from_pretrained(again / "text_encoder_separated").state_dict()
     assert all(torch.equal(restored[k], v.half().float()) for k, v in trained.items())
-    for stage in SECOND_STAGES[:-1]:  # restored stages are not trained again
-        train_stage(stage, again, {**TINY, "separate": SEPARATE_TINY, "oracle": []}[stage], recipe_name="second")
-    assert not list(again.glob("*.pt"))
+    for stage in SECOND_STAGES[:-1]:  # restored stages are not trained again, copied ones copied again
+        train_stage(stage, again, SECOND_TINY[stage], recipe_name="second")
+    assert not list(again.glob("*.pt")) and (again / "vae_tuned").exists() and (again / "oracle").exists()
 
     one_more = ["pictures=16", "steps=2", "batch=4", "warmup=1", "restart_steps=2", "restart_warmup=1"]
     with pytest.raises(ValueError, match="restarts=1"):
@@ -426,9 +428,16 @@ def test_finished_stages_are_kept_in_float16_and_restored_in_another_work_folder
     assert [json.loads(row)["step"] for row in (again / "unet.log.jsonl").read_text().splitlines()][-2:] == [2, 4]
 
     assemble(again, tmp_path / "weights")
-    shipped = AutoencoderKL.from_pretrained(tmp_path / "weights" / "vae", torch_dtype=torch.float32).state_dict()
-    tuned = AutoencoderKL.from_pretrained(work / "vae_tuned").state_dict()
-    assert all(torch.equal(shipped[k], v.half().float()) for k, v in tuned.items())  # the first session's VAE ships
+    shipped = CLIPTextModel.from_pretrained(tmp_path / "weights" / "text_encoder", dtype=torch.float32).state_dict()
+    assert all(torch.equal(shipped[k], v.half().float()) for k, v in trained.items())  # the first session's tower ships
     assert restore_stages(kept, again) == []  # nothing in the work folder is overwritten
+
+    midway = json.loads((again / "unet.recipe.json").read_text()) | {"restarts": 2}  # the next cycle, begun
+    (again / "unet.recipe.json").write_text(json.dumps(midway))
+    assert "unet" not in save_stages(again, kept)  # not at the end of a cycle: the UNet kept before stays
+    assert (kept / "unet.recipe.json").read_text() == (work / "unet.recipe.json").read_text() and (kept / "unet").exists()
+    cli = tmp_path / "cli"
+    main(["restore-stages", "--folder", str(kept), "--workdir", str(cli)])  # and copies the first model's parts
+    assert (cli / "vae_tuned").exists() and (cli / "oracle").exists() and (cli / "unet").exists()
     with pytest.raises(ValueError, match="not a folder of kept stages"):
         restore_stages(tmp_path, again)

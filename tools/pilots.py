@@ -4,6 +4,7 @@
     python tools/pilots.py texture                     # how much of each style an 8x latent grid can carry
     python tools/pilots.py oracle --world larger       # does the shipped oracle read a world of larger subjects?
     python tools/pilots.py hears [--unet DIR]          # does the UNet hear the kind word? (diffusion classifier)
+    python tools/pilots.py hears --unet DIR --text-encoder DIR --per-kind 10 --n-t2i 100   # any UNet, as `unet` does
     python tools/pilots.py text --variant separate --workdir data/pilots/text-separate   # a text tower variant
     python tools/pilots.py unet --text-encoder data/pilots/text-separate/text_encoder --steps 1200 --workdir ...
     python tools/pilots.py unet --world larger --steps 1200 --workdir data/pilots/unet-larger
@@ -241,9 +242,10 @@ def _pipeline(unet_dir: str | None, text_encoder_dir: str | None = None):
 def hears(args) -> None:
     torch.set_num_threads(args.threads)
     use_world(args.world)
+    pipe = _pipeline(args.unet, args.text_encoder)
+    drawn = dict(t2i=t2i(pipe, args.n_t2i)) if args.n_t2i else {}  # and text-to-image, as `unet` measures its runs
     record("hears", world=args.world, unet=args.unet or "shipped", text_encoder=args.text_encoder or "shipped",
-           n=args.n, renders_per_kind=args.per_kind,
-           **hears_kind(_pipeline(args.unet, args.text_encoder), args.n, per_kind=args.per_kind))
+           n=args.n, renders_per_kind=args.per_kind, **drawn, **hears_kind(pipe, args.n, per_kind=args.per_kind))
 
 
 # -- the text tower: how far apart are one-word-apart captions? ---------------------------------------------
@@ -404,6 +406,8 @@ def main(argv=None) -> None:
         s.add_argument("--threads", type=int, default=1)
         s.add_argument("--n", type=int, default=200, help="held-out pictures to measure on")
     sub.choices["hears"].add_argument("--unet", help="a UNet folder (default: the shipped one)")
+    sub.choices["hears"].add_argument("--n-t2i", type=int, default=0,
+                                      help="also draw this many held-out prompts and read them with the oracle")
     for name in ("hears", "unet"):
         sub.choices[name].add_argument("--per-kind", type=int, help="hears: the first this many renders of each kind "
                                        "instead of seeds 0 .. n-1 (whose kinds are not balanced)")

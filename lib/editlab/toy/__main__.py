@@ -5,12 +5,15 @@
     python -m editlab.toy train --stage decoder --from-weights <a folder whose decoder is not fine-tuned yet>
     python -m editlab.toy train --stage separate --from-weights lib/editlab/toy/weights --workdir data/toy2
     python -m editlab.toy train --stage unet_separated --from-weights lib/editlab/toy/weights --workdir data/toy2
+    python -m editlab.toy ship --workdir data/toy2 --weights data/toy2/weights   # that continued candidate
     python -m editlab.toy train --recipe quick --stage all   # the same architecture in 35 min (data/toy-quick)
-    python -m editlab.toy train --recipe second --stage vae  # the second model, stage by stage (data/toy-2)
-    python -m editlab.toy save-stages --folder checkpoints/toy-2   # its finished stages, to go on in another session
-    python -m editlab.toy restore-stages --folder checkpoints/toy-2   # ... into data/toy-2 there
     python -m editlab.toy ship --workdir data/toy-quick --weights data/toy-quick/weights   # then evaluate --weights ...
-    python -m editlab.toy ship --workdir data/toy2 --weights lib/editlab/toy/weights-2   # the second model
+    python -m editlab.toy train --recipe second --stage vae      # the second model, stage by stage (data/toy-2):
+    python -m editlab.toy train --recipe second --stage separate #   vae, separate, oracle, then the UNet's cycles,
+    python -m editlab.toy train --recipe second --stage unet --set restarts=1   # here the first two (0 and 1)
+    python -m editlab.toy save-stages --folder checkpoints/toy-2     # its finished stages, to go on in another session
+    python -m editlab.toy restore-stages --folder checkpoints/toy-2  # ... into data/toy-2 there
+    python -m editlab.toy ship --workdir data/toy-2 --weights data/toy-2/weights   # the second model, when trained
     python -m editlab.toy ship        # float16 copy of the trained stages -> lib/editlab/toy/weights
     python -m editlab.toy evaluate    # metrics.json and the model card beside the weights
     python -m editlab.toy benchmark   # sampling throughput and UNet latency on this machine
@@ -24,10 +27,10 @@ resumes from the stage's last checkpoint in ``--workdir``; run long stages in th
 class that wants to watch a model learn: vae, clip and unet, with the first model's oracle copied, not retrained,
 so that ``evaluate`` measures it as it measures the shipped model. Its work folder is ``data/toy-quick``.
 
-``--recipe second`` trains the second model (``configs.SECOND_RECIPE``): a wider VAE, the first model's CLIP with
-its text side fine-tuned by a per-token separation objective (stage ``separate``, ``editlab.toy.separation``),
-the first model's oracle copied, a wider UNet from scratch on the separated tower's states, then the decoder.
-Its work folder is ``data/toy-2``.
+``--recipe second`` trains the second model (``configs.SECOND_RECIPE``): the first model's VAE copied, its CLIP
+with the text side fine-tuned by a per-token separation objective (stage ``separate``, ``editlab.toy.separation``),
+its oracle copied, and a wider UNet from scratch on the separated tower's states, in cycles of 3,000 steps
+(``--set restarts=N`` runs cycles 0 to N). Its work folder is ``data/toy-2``.
 
 A shorter path, measured in docs/pilots.md and not shipped, continues a shipped first model instead:
 ``separate`` with ``--from-weights``, then ``unet_separated`` trains its UNet one more warm-restart cycle on the
@@ -95,6 +98,22 @@ def _copy_first_oracle(workdir: Path) -> None:
     (workdir / "oracle.recipe.json").write_text(json.dumps(used, indent=1))
 
 
+def _copy_first_vae(workdir: Path) -> None:
+    """The second recipe's VAE: the first model's, its decoder fine-tuned, copied with its recipes (a wider VAE
+    ends no better: docs/pilots.md)."""
+    import shutil
+
+    from .ship import unpack
+
+    unpack(TOY_WEIGHTS, workdir, parts=("vae", "vae_tuned"))
+    if not (workdir / "decoder.log.jsonl").exists():  # the stack's training time counts the copied stages' too
+        shutil.copy(TOY_WEIGHTS / "logs" / "decoder.log.jsonl", workdir / "decoder.log.jsonl")
+    first = _shipped_recipe(TOY_WEIGHTS)
+    for stage in ("vae", "decoder"):
+        used = first[stage] | {"copied_from": "the first tiny model (not retrained)"}
+        (workdir / f"{stage}.recipe.json").write_text(json.dumps(used, indent=1))
+
+
 def _shipped_recipe(weights: Path) -> dict:
     recipe_file = Path(weights) / "recipe.json"
     return json.loads(recipe_file.read_text()) if recipe_file.exists() else {}
@@ -135,6 +154,9 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
         raise ValueError(f"the {recipe_name} recipe trains from scratch: leave out --from-weights")
     if named and stage == "oracle":
         _copy_first_oracle(workdir)
+        return
+    if recipe_name == "second" and stage == "vae":
+        _copy_first_vae(workdir)
         return
     done = FINISHED_OUTPUT.get(stage)
     if done and (workdir / done).exists() and not (workdir / f"{stage}.pt").exists():
@@ -253,15 +275,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="checkpoints, logs and caches (default: data/toy; data/toy-quick, data/toy-2 for those recipes)")
     tr.add_argument("--recipe", choices=RECIPE_NAMES, default="full",
                     help="full: the first model; quick: its architecture with fewer pictures and steps (35 minutes "
-                         "on 2 cores); second: the second model (wider VAE and UNet, the separated text tower)")
+                         "on 2 cores); second: the second model (a wider UNet on the separated text tower)")
     tr.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override recipe values of the stage, e.g. steps=300 (not with --stage all)")
     tr.add_argument("--from-weights", type=Path, default=None, metavar="FOLDER",
                     help="unet: unpack this shipped folder into --workdir and continue its UNet with the "
                          "recipe's last restart cycle (--set restarts=N: the shipped count plus one); "
-                         "decoder: fine-tune its VAE's decoder; separate and unet_separated: the second "
-                         "model's stages, from this first model")
+                         "decoder: fine-tune its VAE's decoder; separate and unet_separated: the continued "
+                         "candidate's stages, from this first model")
     sh = sub.add_parser("ship", parents=[debug_option()], help="convert the trained stages to float16 and write the shipped folder")
     sh.add_argument("--workdir", type=Path, default=Path("data/toy"))
     sh.add_argument("--weights", type=Path, default=TOY_WEIGHTS)
@@ -270,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--quick", action="store_true", help="a few pictures per measurement (a smoke test, not the numbers)")
     ev.add_argument("--threads", type=int, default=None)
     ss = sub.add_parser("save-stages", parents=[debug_option()],
-                        help="float16 copies of the finished stages (not the UNet), to carry a training to another session")
+                        help="float16 copies of the finished stages (the UNet at the end of a cycle), to carry a training to another session")
     ss.add_argument("--workdir", type=Path, default=WORKDIRS["second"])
     ss.add_argument("--folder", type=Path, required=True, help="where to write them (a folder to commit)")
     rs = sub.add_parser("restore-stages", parents=[debug_option()], help="write the stages save-stages kept into a work folder")
@@ -307,6 +329,10 @@ def _command(args) -> int:
         from .ship import restore_stages
 
         written = restore_stages(args.folder, args.workdir)
+        used = args.workdir / "separate.recipe.json"
+        if used.exists() and json.loads(used.read_text()).get("recipe") == "second":
+            for stage in ("vae", "oracle"):  # the second recipe's copies of the first model's, not kept: copied again
+                train_stage(stage, args.workdir, [], recipe_name="second")
         print(f"wrote {', '.join(written) or 'nothing (every part was there already)'} to {args.workdir}")
         return 0
     if args.command == "benchmark":

@@ -143,20 +143,27 @@ KEPT_PARTS = {"vae_tuned": ("vae", "decoder"), "vae": ("vae",), "clip_separated"
 
 def _unet_finished(workdir: Path) -> bool:
     """Whether the UNet in ``workdir`` is the moving average at the end of the run its recipe describes (the end of
-    a cycle), not one saved midway."""
-    recipe, ckpt = workdir / "unet.recipe.json", workdir / "unet.pt"
-    if not (recipe.exists() and ckpt.exists() and (workdir / "unet").exists()):
+    a cycle), not one saved midway: its log (which always ends where training ended) and its checkpoint, if it
+    has one (a restored UNet has none), end there."""
+    recipe, log, ckpt = workdir / "unet.recipe.json", workdir / "unet.log.jsonl", workdir / "unet.pt"
+    if not (recipe.exists() and log.exists() and (workdir / "unet").exists()):
         return False
     r = json.loads(recipe.read_text())
     total = r["steps"] + (r["restarts"] * r["restart_steps"] if r.get("restart_steps") else 0)
-    return torch.load(ckpt, map_location="cpu", weights_only=False)["step"] == total
+    rows = [line for line in log.read_text().splitlines() if line.strip()]
+    if not rows or json.loads(rows[-1])["step"] != total:
+        return False
+    return not ckpt.exists() or torch.load(ckpt, map_location="cpu", weights_only=False)["step"] == total
 
 
 def save_stages(workdir: Path, folder: Path) -> list[str]:
     """Write the finished stages in ``workdir`` (see ``KEPT_PARTS``) to ``folder`` in float16, with their recipes
     and logs; return the parts written. A VAE whose decoder was fine-tuned is kept once, as ``vae_tuned``: its
     encoder, all that later stages use of ``vae``, is the same. The UNet is kept when its run ended at the end of a
-    cycle (its moving average; training goes on with one restart more, which starts from it)."""
+    cycle (its moving average; training goes on with one restart more, which starts from it). Stages copied from
+    the first model are not kept: ``train`` copies them again. A part ``folder`` holds already and this save does
+    not write (a UNet kept at the end of an earlier cycle, while the next one is midway) stays, with its recipe
+    and log."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPModel
 
@@ -166,6 +173,12 @@ def save_stages(workdir: Path, folder: Path) -> list[str]:
         parts.remove("vae")
     if "unet" in parts and not _unet_finished(workdir):
         parts.remove("unet")
+
+    def copied(stage: str) -> bool:  # copied from the first model: the next session copies it again
+        used = workdir / f"{stage}.recipe.json"
+        return used.exists() and "copied_from" in json.loads(used.read_text())
+
+    parts = [name for name in parts if not (KEPT_PARTS[name] and all(copied(stage) for stage in KEPT_PARTS[name]))]
     if not parts:
         raise ValueError(f"{workdir} holds no finished stage to keep (any of {', '.join(KEPT_PARTS)})")
     tmp = folder.with_name(folder.name + ".tmp")
@@ -185,9 +198,14 @@ def save_stages(workdir: Path, folder: Path) -> list[str]:
             for kept in (f"{stage}.recipe.json", f"{stage}.log.jsonl"):
                 if (workdir / kept).exists():
                     shutil.copy(workdir / kept, tmp / kept)
+    if folder.exists():  # what was kept before and is not written again stays
+        for old in folder.iterdir():
+            if old.name != "README.md" and not (tmp / old.name).exists():
+                (shutil.copytree if old.is_dir() else shutil.copy)(old, tmp / old.name)
+    kept = sorted(p.name for p in tmp.iterdir() if p.is_dir())
     (tmp / "README.md").write_text(
         "# Finished stages of a tiny model in training\n\n"
-        f"Float16 copies of the stages trained so far ({', '.join(parts)}), with their recipes and logs, so that\n"
+        f"Float16 copies of the stages trained so far ({', '.join(kept)}), with their recipes and logs, so that\n"
         "training goes on in another working session:\n\n"
         f"    python -m editlab.toy restore-stages --folder {folder} --workdir <the work folder>\n\n"
         "then the next stage's `train` command. Once the model ships, its folder holds these parts.\n")
@@ -296,11 +314,10 @@ def write_card(weights: Path) -> str:
         lines += ["The first model's architecture, trained with `--recipe quick` (fewer pictures and steps, for a class",
                   "that wants to watch a model learn); its oracle is the first model's, copied, not retrained.", ""]
     if second:
-        lines += [f"Trained with `--recipe second`: an autoencoder of channels {tuple(recipe['vae']['block_out_channels'])} "
-                  f"and a UNet of channels {tuple(recipe['unet']['block_out_channels'])},",
-                  "both from scratch; its text tower is the first model's CLIP with the text side fine-tuned so that swapping",
-                  "one kind or colour word moves the 77 states the UNet reads (`editlab.toy.separation`); its oracle is",
-                  "the first model's, copied, not retrained.", ""]
+        lines += [f"Trained with `--recipe second`: a UNet of channels {tuple(recipe['unet']['block_out_channels'])} "
+                  "from scratch, on the states of the first",
+                  "model's CLIP text tower fine-tuned so that swapping one kind or colour word moves the 77 states the UNet",
+                  "reads (`editlab.toy.separation`); its VAE and oracle are the first model's, copied.", ""]
     if continued:
         lines += ["The first model trained two stages further: its CLIP's text side fine-tuned so that swapping",
                   "one kind or colour word moves the 77 states the UNet reads (`editlab.toy.separation`), then its UNet",
@@ -330,8 +347,8 @@ def write_card(weights: Path) -> str:
     ]
     for stage in ("vae", "clip", "oracle", "unet"):
         r = recipe[stage]
-        if r.get("copied_from"):
-            lines.append(f"| {stage} | copied from {r['copied_from']} | | 0 min |")
+        if r.get("copied_from"):  # its training time (when its log came with it) counts in the stack's total
+            lines.append(f"| {stage} | copied from {r['copied_from']} | | {seconds.get(stage, 0) / 60:.0f} min |")
             continue
         label = "clip (the first model's)" if second and stage == "clip" else stage  # its text side tuned below
         steps = f"{r['steps']:,}" + _restart_steps(r.get("restart_steps", 0), r.get("restarts", 1))
@@ -341,7 +358,8 @@ def write_card(weights: Path) -> str:
                          f"{seconds.get('clip_vision', float('nan')) / 60:.0f} min |")
     if "decoder" in recipe:
         r = recipe["decoder"]
-        lines.append(f"| vae: decoder fine-tuned, encoder frozen | {r['steps']:,} | {r['batch']} | "
+        copied = f" (copied from {r['copied_from']})" if r.get("copied_from") else ""
+        lines.append(f"| vae: decoder fine-tuned, encoder frozen{copied} | {r['steps']:,} | {r['batch']} | "
                      f"{seconds.get('decoder', float('nan')) / 60:.0f} min |")
     if "separate" in recipe:
         r = recipe["separate"]
