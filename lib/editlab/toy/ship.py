@@ -86,6 +86,20 @@ def assemble(workdir: Path, weights: Path) -> None:
     tmp.replace(weights)
 
 
+def _write_missing(writers: dict, workdir: Path) -> list[str]:
+    """Each ``writers[name](folder)`` that ``workdir / name`` lacks, written to a temporary folder and renamed (a
+    stopped run leaves no half-written part); parts already there are left alone. Returns the names written."""
+    written = []
+    for name, write in writers.items():
+        if not (workdir / name).exists():
+            tmp = workdir / f"{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            write(tmp)
+            tmp.replace(workdir / name)
+            written.append(name)
+    return written
+
+
 def unpack(weights: Path, workdir: Path, parts: tuple[str, ...] | None = None) -> None:
     """The inverse of ``assemble``: write a shipped folder's stages to ``workdir`` in float32, with
     their recipes and logs, as if they had been trained there, so that a stage can be trained further
@@ -117,12 +131,8 @@ def unpack(weights: Path, workdir: Path, parts: tuple[str, ...] | None = None) -
         if unknown:
             raise ValueError(f"{weights} has no part {sorted(unknown)}: its parts are {sorted(writers)}")
         writers = {name: w for name, w in writers.items() if name in parts}
-    for name, write in writers.items():
-        if not (workdir / name).exists():
-            tmp = workdir / f"{name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            write(tmp)
-            tmp.replace(workdir / name)
+    _write_missing(writers, workdir)
+
     def wanted(stage: str) -> bool:  # a stage's recipe and logs come with its part ("clip_vision" with "clip")
         return parts is None or stage.split("_")[0] in parts
 
@@ -245,14 +255,7 @@ def restore_stages(folder: Path, workdir: Path) -> list[str]:
             writers[name] = lambda out, name=name: shutil.copytree(folder / name, out)
     if (folder / "unet").exists():
         writers["unet"] = lambda out: UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=f32).save_pretrained(out)
-    written = []
-    for name, write in writers.items():
-        if not (workdir / name).exists():
-            tmp = workdir / f"{name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            write(tmp)
-            tmp.replace(workdir / name)
-            written.append(name)
+    written = _write_missing(writers, workdir)
     for kept in sorted(folder.glob("*.recipe.json")) + sorted(folder.glob("*.log.jsonl")):
         if not (workdir / kept.name).exists():
             shutil.copy(kept, workdir / kept.name)
