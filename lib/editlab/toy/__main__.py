@@ -179,8 +179,8 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
     if from_weights is not None and stage == "unet":
         _check_one_cycle_more(recipe, _shipped_recipe(from_weights).get("unet"), from_weights)
     # A UNet restored (restore-stages) at the end of its last cycle, with no checkpoint: it goes on one cycle more.
-    restored_unet = stage == "unet" and from_weights is None and (workdir / "unet").exists() and not (workdir / "unet.pt").exists() \
-        and (workdir / "unet.recipe.json").exists()
+    restored_unet = (stage == "unet" and from_weights is None and (workdir / "unet").exists()
+                     and (workdir / "unet.recipe.json").exists() and not (workdir / "unet.pt").exists())
     if restored_unet:
         _check_one_cycle_more(recipe, json.loads((workdir / "unet.recipe.json").read_text()), workdir / "unet")
     workdir.mkdir(parents=True, exist_ok=True)

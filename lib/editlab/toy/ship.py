@@ -20,10 +20,6 @@ from safetensors.torch import load_file, save_file
 from .clip import TEXT_TOWER, load_clip
 from .configs import SCHEDULER_CONFIG
 
-# The continued candidate (docs/pilots.md): the first model's UNet one cycle further on the separated tower.
-CONTINUED_STAGES = ("separate", "unet_separated")
-SEPARATED_PARTS = ("clip_separated", "text_encoder_separated")
-
 
 def _recipe_name(workdir: Path) -> str:
     """The named recipe (``train --recipe``) the UNet in ``workdir`` was trained with: "full", "quick", "second"."""
