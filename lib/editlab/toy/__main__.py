@@ -83,9 +83,10 @@ RECIPE_CHANGES = {"full": {}, "quick": configs.QUICK_RECIPE, "second": configs.S
 WORKDIRS = {"full": Path("data/toy"), "quick": Path("data/toy-quick"), "second": Path("data/toy-2")}
 
 
-def _copy_first_oracle(workdir: Path) -> None:
+def _copy_first_oracle(workdir: Path, with_log: bool = False) -> None:
     """The quick and second recipes' oracle: the first model's, copied with its recipe (a judge trained in minutes
-    would not be one, and one judge measures every model alike)."""
+    would not be one, and one judge measures every model alike). ``with_log``: its training log too, so that the
+    stack's training time counts it (the second model's stack; the quick recipe's time is its own stages')."""
     import shutil
 
     if not (workdir / "oracle").exists():
@@ -94,6 +95,8 @@ def _copy_first_oracle(workdir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(TOY_WEIGHTS / "oracle", tmp)
         tmp.replace(workdir / "oracle")
+    if with_log and not (workdir / "oracle.log.jsonl").exists():
+        shutil.copy(TOY_WEIGHTS / "logs" / "oracle.log.jsonl", workdir / "oracle.log.jsonl")
     used = _shipped_recipe(TOY_WEIGHTS)["oracle"] | {"copied_from": "the first tiny model (not retrained)"}
     (workdir / "oracle.recipe.json").write_text(json.dumps(used, indent=1))
 
@@ -153,7 +156,7 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
     if named and from_weights is not None:
         raise ValueError(f"the {recipe_name} recipe trains from scratch: leave out --from-weights")
     if named and stage == "oracle":
-        _copy_first_oracle(workdir)
+        _copy_first_oracle(workdir, with_log=recipe_name == "second")
         return
     if recipe_name == "second" and stage == "vae":
         _copy_first_vae(workdir)
@@ -249,11 +252,11 @@ def train_stage(stage: str, workdir: Path, assignments: list[str], from_weights:
         vae.train_decoder(workdir, source, workdir / "vae_tuned", recipe)
 
 
-def evaluate_command(weights: Path, quick: bool) -> int:
+def evaluate_command(weights: Path, quick: bool, edits: Path | None = None) -> int:
     from .evaluate import QUICK, Sizes, evaluate, report, report_breakdown
     from .ship import write_card
 
-    m = evaluate(weights, QUICK if quick else Sizes())
+    m = evaluate(weights, QUICK if quick else Sizes(), edits=edits)
     print(report(m))
     print(report_breakdown(m))
     if quick:
@@ -291,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--weights", type=Path, default=TOY_WEIGHTS)
     ev.add_argument("--quick", action="store_true", help="a few pictures per measurement (a smoke test, not the numbers)")
     ev.add_argument("--threads", type=int, default=None)
+    ev.add_argument("--edits", type=Path, default=None, metavar="RUN",
+                    help="a scored benchmark run of direct+p2p made with these weights (python -m editlab.bench run "
+                         "--bench data/bench_10 --methods direct+p2p --out RUN): adds the editing bars")
     ss = sub.add_parser("save-stages", parents=[debug_option()],
                         help="float16 copies of the finished stages (the UNet at the end of a cycle), to carry a training to another session")
     ss.add_argument("--workdir", type=Path, default=WORKDIRS["second"])
@@ -319,7 +325,7 @@ def _command(args) -> int:
         print(f"wrote {args.weights}")
         return 0
     if args.command == "evaluate":
-        return evaluate_command(args.weights, args.quick)
+        return evaluate_command(args.weights, args.quick, args.edits)
     if args.command == "save-stages":
         from .ship import save_stages
 
