@@ -378,6 +378,8 @@ def test_the_second_recipe_trains_a_wider_unet_on_the_separated_tower_and_ships_
     work = second_workdir
     assert not (work / "unet.log.jsonl").read_text().count('"step": 50')  # its own log, not the first model's
     assert "copied_from" in json.loads((work / "vae.recipe.json").read_text())
+    for copied in ("vae", "decoder", "oracle"):  # the stack's training time counts the copied stages' too
+        assert (work / f"{copied}.log.jsonl").exists(), copied
     used = json.loads((work / "unet.recipe.json").read_text())
     assert used["recipe"] == "second" and used["text_encoder"] == "text_encoder_separated"
     assert (work / "text_states_text_encoder_separated_16_2.npy").exists()  # trained on the separated tower's states
@@ -398,6 +400,28 @@ def test_the_second_recipe_trains_a_wider_unet_on_the_separated_tower_and_ships_
     assert card.startswith("# The second tiny Stable Diffusion") and "--recipe second" in card
     assert "| clip (the first model's) |" in card and "| oracle | copied from the first tiny model" in card
     assert "| vae | copied from the first tiny model" in card and "encoder frozen (copied from the first" in card
+
+
+def test_shipping_over_another_model_keeps_its_recipe_and_measures_as_a_row_of_the_card(second_workdir, tmp_path):
+    import shutil
+
+    from editlab.models import TOY_WEIGHTS
+
+    weights = tmp_path / "weights"
+    shutil.copytree(TOY_WEIGHTS, weights)  # the first model, evaluated
+    first_metrics = json.loads((TOY_WEIGHTS / "metrics.json").read_text())
+    assemble(second_workdir, weights)
+    row = json.loads((weights / "ablation" / "first-model.json").read_text())
+    assert row["metrics"] == first_metrics and row["recipe"] == json.loads((TOY_WEIGHTS / "recipe.json").read_text())
+    assert row["unet_channels"] == [64, 128, 192]
+    assert not (weights / "metrics.json").exists()  # the first model's measures are not the second's
+    card = write_card(weights)
+    assert "## The models trained here" in card
+    first_line = next(line for line in card.splitlines() if line.startswith("| first model |"))
+    assert f"| {first_metrics['t2i_kind']:.0%} |" in first_line and "| 64/128/192 | 18,000 |" in first_line
+    assert "| **second model** (this folder) | 96/192/288 |" in card
+    assemble(second_workdir, weights)  # shipped again (the same model): the row stays, nothing else is added
+    assert [f.name for f in (weights / "ablation").iterdir()] == ["first-model.json"]
 
 
 def test_finished_stages_are_kept_in_float16_and_restored_in_another_work_folder(second_workdir, tmp_path):

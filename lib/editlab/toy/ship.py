@@ -75,11 +75,47 @@ def assemble(workdir: Path, weights: Path) -> None:
             raise ValueError(f"{used} is missing: the recipe a stage used is written when it starts training")
         recipe[stage] = json.loads(used.read_text())
     (tmp / "recipe.json").write_text(json.dumps(recipe, indent=1))
-    for keep in ("metrics.json", "README.md"):  # measured by `evaluate`, kept across re-assembly
-        if (weights / keep).exists():
-            shutil.copy(weights / keep, tmp / keep)
+    replaced = model_name(weights) if (weights / "recipe.json").exists() else None
+    if replaced is not None and replaced != model_name(tmp):
+        keep_as_ablation_row(weights, tmp)  # another model is replaced: its recipe and measures become a row
+    else:
+        for keep in ("metrics.json", "README.md"):  # measured by `evaluate`, kept across re-assembly
+            if (weights / keep).exists():
+                shutil.copy(weights / keep, tmp / keep)
+    if (weights / ABLATION).exists() and not (tmp / ABLATION).exists():
+        shutil.copytree(weights / ABLATION, tmp / ABLATION)
     shutil.rmtree(weights, ignore_errors=True)
     tmp.replace(weights)
+
+
+ABLATION = "ablation"  # <weights>/ablation/<model>.json: the recipe and measures of models this folder held before
+MODEL_NAMES = {"full": "first model", "quick": "quick recipe", "second": "second model"}
+
+
+def model_name(weights: Path) -> str:
+    """Which model a shipped folder holds, from its recipe: "first model", "second model", "quick recipe", or
+    "continued candidate" (the first model trained two stages further)."""
+    recipe = json.loads((Path(weights) / "recipe.json").read_text())
+    if "unet_separated" in recipe:
+        return "continued candidate"
+    return MODEL_NAMES[recipe["unet"].get("recipe", "full")]
+
+
+def keep_as_ablation_row(old: Path, new: Path) -> None:
+    """Write the shipped folder ``old``'s recipe, UNet width, stage times and measures (``metrics.json``, if it was
+    evaluated) to ``new/ablation/<its name>.json``, with the rows ``old`` already kept: the model card of the model
+    that replaces it compares them in one table."""
+    old, new = Path(old), Path(new)
+    (new / ABLATION).mkdir(exist_ok=True)
+    if (old / ABLATION).exists():
+        for row in (old / ABLATION).glob("*.json"):
+            shutil.copy(row, new / ABLATION / row.name)
+    unet = json.loads((old / "unet" / "config.json").read_text())
+    row = {"model": model_name(old), "recipe": json.loads((old / "recipe.json").read_text()),
+           "unet_channels": unet["block_out_channels"], "stage_seconds": stage_seconds(old),
+           "megabytes": round(folder_megabytes(old), 1),
+           "metrics": json.loads((old / "metrics.json").read_text()) if (old / "metrics.json").exists() else None}
+    (new / ABLATION / f"{row['model'].replace(' ', '-')}.json").write_text(json.dumps(row, indent=1))
 
 
 def _write_missing(writers: dict, workdir: Path) -> list[str]:
@@ -281,6 +317,48 @@ def _restart_steps(restart_steps: int, restarts: int) -> str:
     return f" + {restarts} x {restart_steps:,} (warm restarts)"
 
 
+ABLATION_COLUMNS = (  # (heading, measure in metrics.json, format): the card's table of the models trained here
+    ("VAE dB", "vae_psnr_db", "{:.1f}"), ("kind", "t2i_kind", "{:.0%}"), ("worst kind", "t2i_kind_worst_kind", "{:.0%}"),
+    ("colour", "t2i_colour", "{:.0%}"), ("material", "t2i_material", "{:.0%}"), ("accessory", "t2i_extra", "{:.0%}"),
+    ("pose", "t2i_pose", "{:.0%}"), ("retrieval", "clip_retrieval_top1_of_100", "{:.0%}"),
+    ("inversion dB", "inversion_psnr_db", "{:.1f}"), ("edit asked", "edit_asked", "{:.0%}"),
+    ("edit kept", "edit_kept", "{:.0%}"), ("edit dB in mask", "edit_psnr_in_mask_db", "{:.1f}"),
+)
+
+
+def _measure(m: dict | None, key: str) -> float | None:
+    """A measure of ``metrics.json``; the worst kind is derived from the breakdown where an older evaluation did
+    not write it."""
+    if not m:
+        return None
+    if key == "t2i_kind_worst_kind" and key not in m and "t2i_breakdown" in m:
+        return min(v["accuracy"] for v in m["t2i_breakdown"]["kind_by_kind"].values())
+    return m.get(key)
+
+
+def _unet_steps(r: dict) -> int:
+    return r["steps"] + r.get("restart_steps", 0) * r.get("restarts", 0)
+
+
+def ablation_table(weights: Path, name: str, recipe: dict, m: dict | None) -> list[str]:
+    """The card's table: each model this folder held before (``ablation/``), then this one; "-" where a measure
+    was not taken."""
+    rows = [json.loads(f.read_text()) for f in sorted((Path(weights) / ABLATION).glob("*.json"))]
+    unet = json.loads((Path(weights) / "unet" / "config.json").read_text())
+    rows.append({"model": f"**{name}** (this folder)", "recipe": recipe, "unet_channels": unet["block_out_channels"],
+                 "stage_seconds": stage_seconds(weights), "metrics": m})
+    heads = ["model", "UNet channels", "UNet steps", "stack", *(h for h, _, _ in ABLATION_COLUMNS)]
+    lines = ["| " + " | ".join(heads) + " |", "| --- |" + " ---: |" * (len(heads) - 1)]
+    for row in rows:
+        cells = [row["model"], "/".join(map(str, row["unet_channels"])), f"{_unet_steps(row['recipe']['unet']):,}",
+                 f"{sum(row['stage_seconds'].values()) / 3600:.1f} h"]
+        for _, key, fmt in ABLATION_COLUMNS:
+            value = _measure(row["metrics"], key)
+            cells.append("-" if value is None else fmt.format(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_card(weights: Path) -> str:
     """The model card (``README.md`` beside the weights) from the recipe, the logs and ``metrics.json``."""
     weights = Path(weights)
@@ -380,6 +458,11 @@ def write_card(weights: Path) -> str:
         if "t2i_breakdown" in m:
             lines += ["Where the missed bars are missed (counts of prompts in brackets):", "```",
                       report_breakdown(m), "```", ""]
+    if (weights / ABLATION).exists():
+        lines += ["## The models trained here", "The same measures (held-out seeds, the same oracle) of each model this "
+                  "folder held before, with their recipes in `ablation/`; \"stack\" is the training time of every stage, "
+                  "copied ones included. Edits: Direct Inversion + Prompt-to-Prompt on the world's benchmark.", "",
+                  *ablation_table(weights, model_name(weights), recipe, m), ""]
     text = "\n".join(lines)
     (weights / "README.md").write_text(text)
     return text
