@@ -289,7 +289,7 @@ def report(m: dict) -> str:
     """The bars as a table: measure, goal ("<=" before a goal that is a ceiling), measured, met."""
     lines = [f"{'measure':34s} {'goal':>9s} {'measured':>9s}  met"]
     for k, b in m["bars"].items():
-        fmt = "{:8.2f}" if k.endswith("_db") else "{:8.1%}"
+        fmt = "{:8.2f}" if "_db" in k else "{:8.1%}"
         goal = ("<=" if b.get("at_most") else "  ") + fmt.format(b["goal"]).strip().rjust(7)
         lines.append(f"{k:34s} {goal} {fmt.format(b['measured'])}  {'yes' if b['met'] else 'NO'}")
     if not any(k in m["bars"] for k in EDIT_BARS):
