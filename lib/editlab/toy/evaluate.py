@@ -38,7 +38,7 @@ from ..world.vocab import COLOURS, KINDS, STYLES
 from .clip import hard_negative_accuracy, load_clip, retrieval_accuracy
 from .data import EVAL_SEED0, psnr, render_pictures, to_tensor
 from .oracle import ATTRIBUTES, IGNORE, Oracle, labels, vae_round_trip
-from .separation import kind_separation
+from .separation import SEPARATION_PROMPT, kind_separation
 
 BARS = {  # the second model's goals (the issue "pictures and edits a student can see"), on held-out seeds
     "vae_psnr_db": 29.0, "vae_psnr_db_worst_style": 24.0,
@@ -197,16 +197,13 @@ def inversion_psnr(pipe, n: int, steps: int) -> tuple[float, float]:
     return psnr(back, x).mean().item(), psnr(back, round_trip).mean().item()
 
 
-SAME_NOISE_PROMPT = "a photo of a brown {} sitting on the grass"  # notebook 01, section 6
-
-
 @torch.no_grad()
 def same_noise_change(pipe, kinds: tuple[str, ...] = ("dog", "horse"), n: int = 12, seed0: int = 100,
                       steps: int = 50, guidance: float = 7.5) -> dict[str, float]:
     """Notebook 01's diagnostic: from the same ``n`` noises (seeds ``seed0``, ...), how much the picture of a brown
     cat changes, in grey levels (0-255) on average, when "cat" becomes each of ``kinds``. Small objects drawn right
     change little too (cup -> vase), so it is read beside the bars, not as one."""
-    drawn = {k: text_to_image(pipe, [SAME_NOISE_PROMPT.format(k)] * n, steps, guidance, n, seed0, progress=False)
+    drawn = {k: text_to_image(pipe, [SEPARATION_PROMPT.format(k)] * n, steps, guidance, n, seed0, progress=False)
              for k in ("cat",) + tuple(kinds)}
     return {f"cat->{k}": ((drawn[k] - drawn["cat"]).abs().mean() * 127.5).item() for k in kinds}
 
