@@ -75,6 +75,8 @@ def assemble(workdir: Path, weights: Path) -> None:
             raise ValueError(f"{used} is missing: the recipe a stage used is written when it starts training")
         recipe[stage] = json.loads(used.read_text())
     (tmp / "recipe.json").write_text(json.dumps(recipe, indent=1))
+    if (weights / ABLATION).exists():  # the rows of the models this folder held before
+        shutil.copytree(weights / ABLATION, tmp / ABLATION)
     replaced = model_name(weights) if (weights / "recipe.json").exists() else None
     if replaced is not None and replaced != model_name(tmp):
         keep_as_ablation_row(weights, tmp)  # another model is replaced: its recipe and measures become a row
@@ -82,8 +84,6 @@ def assemble(workdir: Path, weights: Path) -> None:
         for keep in ("metrics.json", "README.md"):  # measured by `evaluate`, kept across re-assembly
             if (weights / keep).exists():
                 shutil.copy(weights / keep, tmp / keep)
-    if (weights / ABLATION).exists() and not (tmp / ABLATION).exists():
-        shutil.copytree(weights / ABLATION, tmp / ABLATION)
     shutil.rmtree(weights, ignore_errors=True)
     tmp.replace(weights)
 
@@ -103,13 +103,10 @@ def model_name(weights: Path) -> str:
 
 def keep_as_ablation_row(old: Path, new: Path) -> None:
     """Write the shipped folder ``old``'s recipe, UNet width, stage times and measures (``metrics.json``, if it was
-    evaluated) to ``new/ablation/<its name>.json``, with the rows ``old`` already kept: the model card of the model
-    that replaces it compares them in one table."""
+    evaluated) to ``new/ablation/<its name>.json``: the model card of the model that replaces it compares them in
+    one table."""
     old, new = Path(old), Path(new)
     (new / ABLATION).mkdir(exist_ok=True)
-    if (old / ABLATION).exists():
-        for row in (old / ABLATION).glob("*.json"):
-            shutil.copy(row, new / ABLATION / row.name)
     unet = json.loads((old / "unet" / "config.json").read_text())
     row = {"model": model_name(old), "recipe": json.loads((old / "recipe.json").read_text()),
            "unet_channels": unet["block_out_channels"], "stage_seconds": stage_seconds(old),
