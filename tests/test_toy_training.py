@@ -42,6 +42,19 @@ def test_training_resumes_from_the_checkpoint(workdir):
     assert json.loads((workdir / "unet.recipe.json").read_text())["snr_gamma"] == 0.0
 
 
+def test_resuming_drops_the_log_rows_written_after_the_checkpoint(tmp_path):
+    from editlab.toy.training import Checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    opt, gen = torch.optim.AdamW(model.parameters()), torch.Generator().manual_seed(0)
+    ckpt = Checkpoint(tmp_path, "stage")
+    ckpt.log(step=50, seconds=60.0)
+    ckpt.save_training(model, opt, gen, step=50, seconds=60.0)
+    ckpt.log(step=100, seconds=120.0)  # then the run stops before its next save
+    assert Checkpoint(tmp_path, "stage").resume(model, opt, gen) == (50, 60.0)
+    assert [row["step"] for row in ckpt.read_log()] == [50]  # step 100 is trained and logged again
+
+
 def test_the_decoder_fine_tune_keeps_the_latents_and_ships_its_vae(workdir, tmp_path):
     from diffusers import AutoencoderKL
 

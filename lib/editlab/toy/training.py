@@ -38,13 +38,22 @@ class Checkpoint:
         self._last_save = time.monotonic()
 
     def resume(self, model, optimizer, generator: torch.Generator) -> tuple[int, float]:
-        """Load the last state into ``model``, ``optimizer`` and ``generator``; return (step, seconds)."""
+        """Load the last state into ``model``, ``optimizer`` and ``generator``; return (step, seconds).
+
+        Log rows past the checkpoint's step (a run stopped between two saves writes them) are dropped: the resumed
+        run trains those steps again and logs them with its own times."""
         state = self.load()
         if state is None:
             return 0, 0.0
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
+        log = self.read_log()
+        kept = [row for row in log if row["step"] <= state["step"]]
+        if len(kept) < len(log):
+            tmp = self.log_path.with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
+            os.replace(tmp, self.log_path)
         return state["step"], state["seconds"]
 
     def save_training(self, model, optimizer, generator: torch.Generator, step: int, seconds: float) -> None:
